@@ -1,0 +1,224 @@
+"""What can go wrong, as a small typed hierarchy that maps onto exit codes.
+
+Every error carries the structured fields an operator needs (host, version,
+file, line, holder pid...) and renders a message that says what happened,
+where, and what to do next. No message ever contains a password: URLs are
+rendered through :func:`sqlmig.database.safe_url` before they reach an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class SqlmigError(Exception):
+    """Base of every error sqlmig raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    # What a run finished before it stopped on this error (MigrationResult values).
+    completed: tuple[Any, ...] = ()
+
+
+# --- usage and configuration (exit 2) -------------------------------------
+
+
+class UsageError(SqlmigError):
+    """The command, an option, the configuration or a URL is wrong."""
+
+    exit_code = 2
+
+
+class InvalidURLError(UsageError):
+    """The database URL cannot be parsed or names something sqlmig cannot use."""
+
+
+class InvalidIdentifierError(UsageError):
+    """A table or schema name that sqlmig refuses to use."""
+
+
+class IncompatibleTableError(UsageError):
+    """A table with the tracking table's name exists with another shape."""
+
+    def __init__(self, table: str, columns: list[str], expected: list[str]) -> None:
+        self.table = table
+        self.columns = columns
+        self.expected = expected
+        super().__init__(
+            f"table {table} exists but is not a sqlmig tracking table: it has columns "
+            f"({', '.join(columns)}), sqlmig needs ({', '.join(expected)}). It was left "
+            "unchanged. It probably belongs to another migration tool; choose another "
+            "table name with --table (or table=...)."
+        )
+
+
+# --- the database cannot be reached (exit 4) ------------------------------
+
+
+class DatabaseUnavailableError(SqlmigError):
+    """A connection to the database could not be made."""
+
+    exit_code = 4
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        host: str,
+        port: int | None,
+        database: str,
+        advice: str,
+        detail: str = "",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.database = database
+        self.detail = detail
+        where = f"{host}:{port}" if port else host
+        text = f"{reason} (server {where}, database {database!r})"
+        if detail:
+            text += f": {detail}"
+        super().__init__(f"{text}. {advice}")
+
+
+class UnknownHostError(DatabaseUnavailableError):
+    pass
+
+
+class RefusedConnectionError(DatabaseUnavailableError):
+    pass
+
+
+class AuthenticationError(DatabaseUnavailableError):
+    pass
+
+
+class DatabaseNotFoundError(DatabaseUnavailableError):
+    pass
+
+
+class ConnectTimeoutError(DatabaseUnavailableError):
+    pass
+
+
+# --- the advisory lock (exit 3) -------------------------------------------
+
+
+class LockError(SqlmigError):
+    """The migration lock could not be had, or was lost."""
+
+    exit_code = 3
+
+
+class LockTimeoutError(LockError):
+    """Another session held the lock for longer than we were willing to wait."""
+
+    def __init__(self, lock_id: int, timeout: float, holder: str | None) -> None:
+        self.lock_id = lock_id
+        self.timeout = timeout
+        self.holder = holder
+        waited = "at once" if timeout <= 0 else f"within {timeout:g}s"
+        who = holder or "another session (PostgreSQL does not show which)"
+        super().__init__(
+            f"could not take the migration lock (advisory lock {lock_id}) {waited}: "
+            f"it is held by {who}. Wait for that run to finish, raise --lock-timeout, "
+            "or end the holder with pg_terminate_backend(pid) if it is stuck."
+        )
+
+
+class LockLostError(LockError):
+    """The lock connection died during a run; nothing more may run."""
+
+    exit_code = 1
+
+
+# --- migration files and state (exit 1) -----------------------------------
+
+
+class ValidationError(SqlmigError):
+    """Migration files or recorded state fail a check; nothing was run."""
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    """One thing wrong with one file in the migrations directory."""
+
+    path: str
+    problem: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.problem}"
+
+
+class MigrationFileError(ValidationError):
+    """Files in the migrations directory are not valid migrations; all are listed."""
+
+    def __init__(self, problems: list[FileProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(
+            f"{len(problems)} {noun} in the migration files; nothing was run. "
+            f"Fix the files and run again:\n{lines}"
+        )
+
+
+class StateError(ValidationError):
+    """The recorded state forbids the command (drift, out of order, needs repair...).
+
+    ``problems`` holds one line per offending migration; the message ends with what
+    to do next.
+    """
+
+    def __init__(self, summary: str, problems: list[str], advice: str) -> None:
+        self.problems = problems
+        lines = "".join(f"\n  {p}" for p in problems)
+        super().__init__(f"{summary}; nothing was run:{lines}\n{advice}")
+
+
+class MigrationError(SqlmigError):
+    """A migration's SQL failed on the server; says where, what, and what state is left."""
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        path: str,
+        direction: str,
+        message: str,
+        sqlstate: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        detail: str | None = None,
+        hint: str | None = None,
+        excerpt: str | None = None,
+        state: str = "",
+    ) -> None:
+        self.version = version
+        self.path = path
+        self.direction = direction
+        self.sqlstate = sqlstate
+        self.line = line
+        self.column = column
+        self.server_message = message
+        self.detail = detail
+        self.hint = hint
+        self.excerpt = excerpt
+        self.state = state
+        where = path if line is None else f"{path}:{line}:{column}"
+        code = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
+        text = f"migration {version} ({direction}) failed at {where}: {message}{code}"
+        for label, value in (("DETAIL", detail), ("HINT", hint)):
+            if value:
+                text += f"\n{label}: {value}"
+        if excerpt:
+            text += f"\n{excerpt}"
+        if state:
+            text += f"\n{state}"
+        super().__init__(text)
+
+
+class ConcurrentRunError(SqlmigError):
+    """Another run recorded the same migration while this one ran it."""

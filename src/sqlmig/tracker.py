@@ -1,0 +1,330 @@
+"""The tracking table: which migration ran, when, how long, with which checksum.
+
+The table is a SQLAlchemy Core ``Table`` and every statement about it is a Core
+expression, so versions and file names only ever reach the server as bound
+parameters. A custom table name or schema gets an equivalent ``Table`` from the
+same definition, never SQL pasted together from strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Row,
+    Select,
+    Table,
+    Text,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateSchema, CreateTable
+from sqlalchemy.sql.dml import ReturningInsert, Update
+
+from sqlmig.errors import ConcurrentRunError, IncompatibleTableError, InvalidIdentifierError
+
+DEFAULT_TABLE = "schema_migrations"
+STATUSES = ("applied", "failed", "rolled_back")
+
+metadata = MetaData()
+
+# What the table must look like: column name -> information_schema data_type.
+_EXPECTED = {
+    "version": "text",
+    "filename": "text",
+    "checksum": "text",
+    "applied_at": "timestamp with time zone",
+    "duration_ms": "integer",
+    "status": "text",
+}
+
+# Concurrent CREATE TABLE IF NOT EXISTS can still lose a race on the catalog: unique
+# violation, duplicate table, duplicate schema, duplicate object (the row type).
+_CREATE_RACE = {"23505", "42P07", "42P06", "42710"}
+_UNDEFINED_TABLE = "42P01"
+_UNDEFINED_COLUMN = "42703"
+
+
+def _define(name: str, schema: str | None, meta: MetaData) -> Table:
+    return Table(
+        name,
+        meta,
+        Column("version", Text, primary_key=True),
+        Column("filename", Text, nullable=False),
+        Column("checksum", Text, nullable=False),
+        Column("applied_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("duration_ms", Integer, nullable=False),
+        Column("status", Text, nullable=False, server_default=text("'applied'")),
+        CheckConstraint(
+            "status IN ('applied', 'failed', 'rolled_back')", name=f"{name}_status_check"
+        ),
+        schema=schema,
+    )
+
+
+schema_migrations = _define(DEFAULT_TABLE, None, metadata)
+
+
+@lru_cache(maxsize=64)
+def migrations_table(name: str = DEFAULT_TABLE, schema: str | None = None) -> Table:
+    """The tracking ``Table`` for a name and schema (the default one is on ``metadata``)."""
+    for label, value in (("table", name), ("schema", schema)):
+        if value is not None:
+            _check_identifier(label, value)
+    if name == DEFAULT_TABLE and schema is None:
+        return schema_migrations
+    return _define(name, schema, MetaData())
+
+
+def _check_identifier(label: str, value: str) -> None:
+    if not value or "\x00" in value or len(value.encode()) > 63 or value != value.strip():
+        raise InvalidIdentifierError(
+            f"invalid {label} name {value!r}: it must be 1 to 63 bytes, without NUL "
+            "characters or surrounding spaces"
+        )
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    """One row of the tracking table."""
+
+    version: str
+    filename: str
+    checksum: str
+    applied_at: datetime
+    duration_ms: int
+    status: str
+
+
+@dataclass(frozen=True)
+class RecordParams:
+    """What is recorded about a migration that ran (or failed)."""
+
+    version: str
+    filename: str
+    checksum: str
+    duration_ms: int
+
+
+def version_key(version: str) -> tuple[int, int | str]:
+    """Order versions by numeric value; anything not numeric sorts last, as text."""
+    return (0, int(version)) if version.isdigit() else (1, version)
+
+
+T = TypeVar("T")
+
+
+class Tracker:
+    """Reads and writes the tracking table.
+
+    Every method takes an optional ``conn``: given one, it runs there (so a migration
+    and its record commit together); without, it runs in its own transaction.
+    """
+
+    def __init__(
+        self, engine: Engine, *, table: str = DEFAULT_TABLE, schema: str | None = None
+    ) -> None:
+        self.engine = engine
+        self.table = migrations_table(table, schema)
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.table.schema}.{self.table.name}" if self.table.schema else self.table.name
+
+    @contextmanager
+    def _on(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.begin() as own:
+                yield own
+
+    def _run(self, conn: Connection | None, work: Callable[[Connection], T]) -> T:
+        with self._on(conn) as c:
+            return work(c)
+
+    # --- the table itself ---------------------------------------------------
+
+    def ensure_table(self, conn: Connection | None = None) -> None:
+        """Create the table when missing; refuse a table of that name with another shape.
+
+        Safe when several processes call it at once.
+        """
+        for attempt in range(3):
+            try:
+                with self._on(conn) as c:
+                    self._create(c)
+                break
+            except DBAPIError as exc:
+                if _sqlstate(exc) not in _CREATE_RACE or conn is not None or attempt == 2:
+                    raise
+        self.check_shape(conn)
+
+    def _create(self, conn: Connection) -> None:
+        if self.table.schema is not None:
+            conn.execute(CreateSchema(self.table.schema, if_not_exists=True))
+        conn.execute(CreateTable(self.table, if_not_exists=True))
+
+    def check_shape(self, conn: Connection | None = None) -> None:
+        """Raise IncompatibleTableError when the table lacks our columns or types."""
+        query = text(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = COALESCE(:schema, current_schema()) AND table_name = :name "
+            "ORDER BY ordinal_position"
+        )
+        params = {"schema": self.table.schema, "name": self.table.name}
+        found = self._run(conn, lambda c: list(c.execute(query, params)))
+        columns = {row.column_name: row.data_type for row in found}
+        if any(columns.get(name) != kind for name, kind in _EXPECTED.items()):
+            raise IncompatibleTableError(
+                self.display_name,
+                [f"{name} {kind}" for name, kind in columns.items()],
+                [f"{name} {kind}" for name, kind in _EXPECTED.items()],
+            )
+
+    # --- reading --------------------------------------------------------------
+
+    def _select(self) -> Select[tuple[str, str, str, datetime, int, str]]:
+        t = self.table
+        return select(
+            t.c.version, t.c.filename, t.c.checksum, t.c.applied_at, t.c.duration_ms, t.c.status
+        )
+
+    def read(self, conn: Connection) -> list[AppliedMigration] | None:
+        """Every row in version order, or None when the table does not exist yet.
+
+        Costs one query: existence and shape are only looked at when it fails. Runs in
+        its own transaction on ``conn``, which must not be inside one.
+        """
+        try:
+            with conn.begin():
+                rows = conn.execute(self._select()).all()
+        except DBAPIError as exc:
+            if _sqlstate(exc) == _UNDEFINED_TABLE:
+                return None
+            if _sqlstate(exc) == _UNDEFINED_COLUMN:
+                with conn.begin():
+                    self.check_shape(conn)
+            raise
+        return _in_order(rows)
+
+    def get_all(self, conn: Connection | None = None) -> list[AppliedMigration]:
+        """Every row, in version order; empty when the table does not exist yet."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.read(own) or []
+        return _in_order(conn.execute(self._select()))
+
+    def get_applied(self, conn: Connection | None = None) -> list[AppliedMigration]:
+        """Rows whose status is 'applied', in version order."""
+        return [m for m in self.get_all(conn) if m.status == "applied"]
+
+    def get(self, version: str, conn: Connection | None = None) -> AppliedMigration | None:
+        query = self._select().where(self.table.c.version == version)
+        row = self._run(conn, lambda c: c.execute(query).first())
+        return AppliedMigration(**row._mapping) if row is not None else None
+
+    def is_applied(self, version: str, conn: Connection | None = None) -> bool:
+        row = self.get(version, conn)
+        return row is not None and row.status == "applied"
+
+    def get_checksum(self, version: str, conn: Connection | None = None) -> str | None:
+        row = self.get(version, conn)
+        return row.checksum if row is not None else None
+
+    # --- writing --------------------------------------------------------------
+
+    def record_applied(self, params: RecordParams, conn: Connection | None = None) -> None:
+        """Record a migration as applied; re-applying a failed or rolled-back one updates it.
+
+        Raises ConcurrentRunError when the row is already 'applied': another run got
+        there first, and the caller's transaction must roll back.
+        """
+        if not self._upsert(params, "applied", conn):
+            raise ConcurrentRunError(
+                f"migration {params.version} ({params.filename}) is already recorded as "
+                "applied by another run; this run's transaction was rolled back. Another "
+                "sqlmig may be running without the lock; run `sqlmig status`."
+            )
+
+    def record_failed(self, params: RecordParams, conn: Connection | None = None) -> None:
+        """Record a failure; an 'applied' row is never overwritten."""
+        self._upsert(params, "failed", conn)
+
+    def _upsert(self, params: RecordParams, status: str, conn: Connection | None) -> bool:
+        stmt = self.record_statement(params, status)
+        return self._run(conn, lambda c: c.execute(stmt).first()) is not None
+
+    def record_statement(self, params: RecordParams, status: str) -> ReturningInsert[tuple[str]]:
+        """The upsert that records a run; it changes nothing when the row is 'applied'."""
+        t = self.table
+        values = {
+            "version": params.version,
+            "filename": params.filename,
+            "checksum": params.checksum,
+            "duration_ms": params.duration_ms,
+            "status": status,
+        }
+        return (
+            insert(t)
+            .values(**values, applied_at=func.now())
+            .on_conflict_do_update(
+                index_elements=[t.c.version],
+                set_={**values, "applied_at": func.now()},
+                where=t.c.status != "applied",
+            )
+            .returning(t.c.version)
+        )
+
+    def rolled_back_statement(self, version: str) -> Update:
+        return (
+            update(self.table)
+            .where(self.table.c.version == version)
+            .values(status="rolled_back", applied_at=func.now())
+        )
+
+    def record_rolled_back(self, version: str, conn: Connection | None = None) -> bool:
+        """Mark a row 'rolled_back'; False when there is no such row."""
+        stmt = self.rolled_back_statement(version)
+        return self._run(conn, lambda c: c.execute(stmt).rowcount) == 1
+
+    def set_status(self, version: str, status: str, conn: Connection | None = None) -> bool:
+        """Force a row's status (repair); False when there is no such row."""
+        stmt = update(self.table).where(self.table.c.version == version).values(status=status)
+        return self._run(conn, lambda c: c.execute(stmt).rowcount) == 1
+
+    def set_checksum(self, version: str, checksum: str, conn: Connection | None = None) -> bool:
+        """Realign a recorded checksum with its file (repair); False when no such row."""
+        stmt = update(self.table).where(self.table.c.version == version).values(checksum=checksum)
+        return self._run(conn, lambda c: c.execute(stmt).rowcount) == 1
+
+    def forget(self, version: str, conn: Connection | None = None) -> bool:
+        """Delete a row (repair); False when there is no such row."""
+        stmt = self.table.delete().where(self.table.c.version == version)
+        return self._run(conn, lambda c: c.execute(stmt).rowcount) == 1
+
+
+def _in_order(rows: Iterable[Row[Any]]) -> list[AppliedMigration]:
+    found = [AppliedMigration(**row._mapping) for row in rows]
+    found.sort(key=lambda m: version_key(m.version))
+    return found
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)

@@ -1,0 +1,66 @@
+"""Fixtures shared by all tests: a real PostgreSQL and a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pgsource
+
+_source: pgsource.Source | None = None
+_failure: str | None = None
+
+
+def _get_source() -> pgsource.Source:
+    global _source, _failure
+    if _source is None and _failure is None:
+        try:
+            _source = pgsource.choose_source(os.environ)
+        except pgsource.NoDatabaseError as exc:
+            _failure = str(exc)
+    if _source is None:
+        assert _failure is not None
+        if pgsource.in_ci():
+            pytest.fail(f"CI=true and {_failure}", pytrace=False)
+        pytest.skip(_failure)
+    return _source
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _source is not None:
+        _source.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _source is not None:
+        terminalreporter.write_line(f"PostgreSQL for integration tests: {_source.name}")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """An admin URL of the server the integration tests use (see tests/pgsource.py)."""
+    return _get_source().admin_url
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    with pgsource.fresh_database(pg_admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine made by sqlmig on the test's fresh database."""
+    from sqlmig.database import new_engine
+
+    eng = new_engine(database_url)
+    yield eng
+    eng.dispose()
