@@ -1,0 +1,409 @@
+"""How a raw SQL script is cut into statements, and how positions in it are shown.
+
+A migration that must run outside a transaction (``CREATE INDEX CONCURRENTLY``)
+cannot be sent as one query string: PostgreSQL runs a multi-statement string
+as one implicit transaction. So we split it ourselves, which means lexing it
+the way PostgreSQL does: strings, quoted identifiers, dollar quotes, nested
+comments, and ``BEGIN ATOMIC ... END`` function bodies all hide semicolons.
+
+The lexer assumes ``standard_conforming_strings = on`` (the default since
+PostgreSQL 9.1): a backslash escapes only inside ``E'...'``. It jumps from one
+interesting character to the next with a compiled regex, because a Python loop
+over every character is far too slow for a 50 MB script.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement of a script, as written, and where it starts in the script.
+
+    ``sql`` runs from the statement's first significant character through its
+    last: comments and whitespace around it and the terminating ``;`` are not
+    part of it. Add ``start`` to an offset within ``sql`` to get one in the script.
+    """
+
+    sql: str
+    start: int
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.sql)
+
+
+# --- the lexer --------------------------------------------------------------
+
+_WS = " \t\n\r\f\v"
+# Identifier characters other than '$'. PostgreSQL counts every byte >= 0x80 as
+# a letter, which in UTF-8 means every non-ASCII character.
+_ID = "0-9A-Za-z_\\x80-\\U0010ffff"
+_TAG = "(?:[A-Za-z_\\x80-\\U0010ffff][0-9A-Za-z_\\x80-\\U0010ffff]*)?"
+# A comment or whitespace between two keywords. The line comment must end in a
+# newline (or the keyword would be inside it), which also keeps the regex from
+# backtracking exponentially over "-- -- --".
+_GAP = f"(?:[{_WS}]|--[^\\n\\r]*[\\n\\r]|/\\*(?:[^*]|\\*(?!/))*\\*/)"
+
+# Complete strings and quoted identifiers are matched whole, so an INSERT full of
+# literals costs one match per literal. The (?!') makes the regex close a string
+# exactly where PostgreSQL does, even when backtracking after an unterminated one.
+# If the whole form fails, the lone quote matches instead: it opens an
+# unterminated literal. E'...' is recognised from its quote (see _tokens): an
+# alternative for it here would halve the speed of every search.
+_TOKEN = (
+    r"'[^']*(?:''[^']*)*'(?!')"
+    r'|"[^"]*(?:""[^"]*)*"(?!")'
+    r"""|[;'"]"""
+    r"|--[^\n\r]*"
+    r"|/\*"
+    rf"|\${_TAG}\$"
+)
+_CODE = re.compile(_TOKEN)
+# Only three statements can hold a ';' that ends nothing: CREATE RULE (between
+# parentheses) and CREATE FUNCTION/PROCEDURE (in a BEGIN ATOMIC body). In them
+# we also track parentheses and BEGIN, as psql does; elsewhere a ';' between
+# parentheses is a syntax error however we split, so we don't pay to track them ...
+_NESTING = re.compile(
+    rf"(?i)create{_GAP}+(?:or{_GAP}+replace{_GAP}+)?(?:function|procedure|rule)(?![{_ID}$])"
+)
+_NESTING_CODE = re.compile(_TOKEN + rf"|[()]|(?<![{_ID}])(?i:begin)(?![{_ID}$])")
+# ... and inside a BEGIN ATOMIC body CASE and END, since CASE ... END nests in it.
+_BODY_CODE = re.compile(_TOKEN + rf"|[()]|(?<![{_ID}])(?i:case|end)(?![{_ID}$])")
+_ATOMIC = re.compile(rf"(?i){_GAP}+atomic(?![{_ID}$])")
+
+_SIGNIFICANT = re.compile(f"[^{_WS}]")
+_DOLLAR = re.compile(rf"\${_TAG}\$")
+_COMMENT_MARK = re.compile(r"/\*|\*/")
+# Body of E'...' after the opening quote, through the closing quote.
+_ESCAPE_BODY = re.compile(r"[^'\\]*(?:(?:''|\\.)[^'\\]*)*'(?!')", re.DOTALL)
+# A string continued on a later line ('a'<newline>'b') is one literal, and an
+# E'...' literal stays an escape string across the continuation.
+_CONTINUATION = re.compile(r"[ \t\f\v]*(?:--[^\n\r]*)?[\n\r](?:[ \t\n\r\f\v]|--[^\n\r]*[\n\r])*'")
+
+# Token kinds yielded by _tokens.
+_START = 0  # first significant character of a statement (start == end)
+_END = 1  # a ';' that ends a statement
+_QUOTED = 2  # string, escape string, quoted identifier, dollar-quoted string
+_COMMENT = 3
+_UNTERMINATED = 4  # a literal or comment still open at the end of the script
+
+
+def _tokens(script: str) -> Iterator[tuple[int, int, int]]:
+    """Yield (kind, start, end) for every statement start, terminator, literal and comment.
+
+    Parentheses and BEGIN ATOMIC bodies are tracked here but not yielded. After an
+    unterminated token nothing more is yielded: the rest of the script is in it.
+    """
+    n = len(script)
+    pos = 0  # where the search resumes
+    dollar_end = -1  # end of the last dollar-quoted string, whose '$' ends no identifier
+    parens = 0
+    body = 0  # CASE nesting inside a BEGIN ATOMIC body, plus one for the body
+    started = False
+    pattern = _CODE
+    while True:
+        m = pattern.search(script, pos)
+        i = m.start() if m else n
+        if not started:
+            first = _SIGNIFICANT.search(script, pos, i)
+            if first is not None or (m is not None and script[i] not in "-/;"):
+                start = first.start() if first is not None else i
+                started = True
+                yield _START, start, start
+                if script[start] in "Cc" and _NESTING.match(script, start):
+                    pattern, pos = _NESTING_CODE, start
+                    continue  # search again with the pattern that finds more
+        if m is None:
+            return
+        c = script[i]
+        end = m.end()
+        if c == ";":
+            if parens == 0 and body == 0:
+                yield _END, i, end
+                started = False
+                pattern = _CODE
+        elif (
+            c == "'" and script[i - 1 : i] in ("E", "e") and _starts_word(script, i - 1, dollar_end)
+        ):
+            end = _escape_string_end(script, i + 1)
+            if end < 0:
+                yield _UNTERMINATED, i - 1, n
+                return
+            yield _QUOTED, i - 1, end
+        elif c in "'\"":
+            if end - i == 1:
+                yield _UNTERMINATED, i, n
+                return
+            yield _QUOTED, i, end
+        elif c == "-":
+            yield _COMMENT, i, end
+        elif c == "/":
+            end = _block_comment_end(script, i)
+            if end < 0:
+                if not started:
+                    yield _START, i, i
+                yield _UNTERMINATED, i, n
+                return
+            yield _COMMENT, i, end
+        elif c == "$":
+            if _continues_identifier(script, i, dollar_end):
+                end = i + 1
+            else:
+                close = script.find(m.group(), end)
+                if close < 0:
+                    yield _UNTERMINATED, i, n
+                    return
+                end = dollar_end = close + end - i
+                yield _QUOTED, i, end
+        elif c == "(":
+            parens += 1
+        elif c == ")":
+            parens = max(parens - 1, 0)
+        elif _starts_word(script, i, dollar_end):  # BEGIN, CASE or END
+            word = m.group().lower()
+            if word == "begin":
+                if parens == 0 and (atomic := _ATOMIC.match(script, end)):
+                    body, end, pattern = 1, atomic.end(), _BODY_CODE
+            elif word == "case":
+                body += 1
+            else:
+                body -= 1
+                if body == 0:
+                    pattern = _NESTING_CODE
+        pos = end
+
+
+def _starts_word(script: str, i: int, dollar_end: int) -> bool:
+    """Whether a word starts at i rather than continuing an identifier (a$end, xe'...')."""
+    return i == 0 or i == dollar_end or not _is_identifier_char(script[i - 1])
+
+
+def _block_comment_end(script: str, i: int) -> int:
+    """End of the (nesting) /* comment opening at i, or -1 if it never closes."""
+    depth = 0
+    for m in _COMMENT_MARK.finditer(script, i):
+        depth += 1 if m.group() == "/*" else -1
+        if depth == 0:
+            return m.end()
+    return -1
+
+
+def _escape_string_end(script: str, i: int) -> int:
+    """End of the E'...' literal whose body starts at i, or -1 if it never closes."""
+    while (m := _ESCAPE_BODY.match(script, i)) is not None:
+        more = _CONTINUATION.match(script, m.end())
+        if more is None:
+            return m.end()
+        i = more.end()
+    return -1
+
+
+def _continues_identifier(script: str, i: int, stop: int) -> bool:
+    """Whether the '$' at i is part of an identifier (a$b$) rather than a dollar quote.
+
+    It is when the run of identifier characters before it holds a letter; after
+    a number or a parameter ($1$$) PostgreSQL starts a new token.
+    """
+    j = i
+    while j > stop and j > 0 and _is_identifier_char(script[j - 1]):
+        j -= 1
+    return any(ch not in "0123456789$" for ch in script[j:i])
+
+
+def _is_identifier_char(ch: str) -> bool:
+    return (ch.isalnum() or ch in "_$") if ch.isascii() else True
+
+
+# --- statements ---------------------------------------------------------------
+
+
+def split_statements(script: str) -> list[Statement]:
+    """Cut a script into its statements, in order, dropping empty ones.
+
+    A ';' ends a statement unless it is inside a literal, a comment, parentheses
+    or a BEGIN ATOMIC body. A last statement without ';' is kept. An unterminated
+    literal or comment runs to the end of the script, so the server reports it.
+    """
+    statements: list[Statement] = []
+    start = -1  # first significant character of the current statement, if any
+    end = 0  # end of its last significant character seen so far
+    pos = 0  # end of the previous token
+    for kind, s, e in _tokens(script):
+        if kind == _START:
+            start = end = s
+        elif start >= 0:
+            # A literal ends where it ends; before a comment or ';', the code since
+            # the previous token may hold the last significant character.
+            significant = kind in (_QUOTED, _UNTERMINATED)
+            end = e if significant else max(end, _text_end(script, pos, s))
+            if kind == _END:
+                statements.append(Statement(script[start:end], start))
+                start = -1
+        pos = e
+    if start >= 0:
+        end = max(end, _text_end(script, pos, len(script)))
+        statements.append(Statement(script[start:end], start))
+    return statements
+
+
+def _text_end(script: str, start: int, stop: int) -> int:
+    """End of the last non-blank character in script[start:stop], or -1 if none."""
+    stripped = len(script[start:stop].rstrip(_WS))
+    return start + stripped if stripped else -1
+
+
+def unterminated(script: str) -> tuple[str, int] | None:
+    """What is left open at the end of the script and where it opened, if anything.
+
+    Lets validation refuse such a script with a clear message before any of it runs.
+    """
+    for kind, start, _ in _tokens(script):
+        if kind == _UNTERMINATED:
+            return _describe(script, start), start
+    return None
+
+
+def _describe(script: str, start: int) -> str:
+    c = script[start]
+    if c == "$":
+        tag = _DOLLAR.match(script, start)
+        return f"dollar-quoted string {tag.group() if tag else '$'}"
+    return {
+        "'": "quoted string",
+        '"': "quoted identifier",
+        "/": "block comment",
+    }.get(c, "escape string")
+
+
+_BACKSLASH_AFTER_BLANKS = re.compile(r"[ \t]*\\")
+_META = re.compile(r"[\n\r][ \t]*\\")  # a line break is faster to find than a line start
+
+
+def find_meta_commands(script: str) -> list[int]:
+    """Line numbers (1-based) of psql meta-commands such as ``\\i`` or ``\\set``.
+
+    The server cannot run them, and silently skipping them would change what the
+    migration does. Only lines whose first non-blank character is a backslash and
+    that start outside any literal or comment count.
+    """
+    if "\\" not in script:
+        return []
+    first = _BACKSLASH_AFTER_BLANKS.match(script)
+    candidates = [first.end() - 1] if first else []
+    candidates += [m.end() - 1 for m in _META.finditer(script)]
+    hidden: set[int] = set()
+    k = 0
+    for kind, start, end in _tokens(script):
+        if kind in (_QUOTED, _COMMENT, _UNTERMINATED):
+            while k < len(candidates) and candidates[k] < start:
+                k += 1
+            while k < len(candidates) and candidates[k] < end:
+                hidden.add(candidates[k])
+                k += 1
+    lines: list[int] = []
+    line, prev = 1, 0
+    for offset in candidates:
+        line += _breaks(script, prev, offset)
+        prev = offset
+        if offset not in hidden:
+            lines.append(line)
+    return lines
+
+
+_TRANSACTION_WORD = re.compile(rf"{_GAP}*([A-Za-z_][{_ID}$]*)")
+_NOT_TWO_PHASE = re.compile(rf"{_GAP}*(?:\(|(?i:as)(?![{_ID}$]))")
+
+
+def transaction_control(statement: Statement) -> str | None:
+    """The command, in upper case, if the statement would end or restart our transaction.
+
+    Savepoint commands (SAVEPOINT, RELEASE, ROLLBACK TO) are fine inside a
+    transaction and return None, as does anything else.
+    """
+    words: list[str] = []
+    ends: list[int] = []
+    while len(words) < 3 and (m := _TRANSACTION_WORD.match(statement.sql, ends[-1] if ends else 0)):
+        words.append(m.group(1).upper())
+        ends.append(m.end())
+    first, rest = (words[0], words[1:]) if words else ("", [])
+    if first == "BEGIN":
+        return None if rest[:1] == ["ATOMIC"] else "BEGIN"
+    if first in ("END", "ABORT"):
+        return first
+    if first in ("COMMIT", "ROLLBACK"):
+        if rest[:1] == ["PREPARED"]:
+            return f"{first} PREPARED"
+        if first == "ROLLBACK" and "TO" in rest[:2]:
+            return None  # ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name
+        return first
+    if first == "START" and rest[:1] == ["TRANSACTION"]:
+        return "START TRANSACTION"
+    # PREPARE transaction AS ... prepares a statement named "transaction".
+    if (
+        first == "PREPARE"
+        and rest[:1] == ["TRANSACTION"]
+        and not _NOT_TWO_PHASE.match(statement.sql, ends[1])
+    ):
+        return "PREPARE TRANSACTION"
+    return None
+
+
+# --- positions ----------------------------------------------------------------
+
+
+def server_position_to_offset(position: int) -> int:
+    """0-based offset in the query sent for PostgreSQL's 1-based error ``position``."""
+    if position < 1:
+        raise ValueError(f"server positions start at 1, got {position}")
+    return position - 1
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of the character at ``offset``; ``len(text)`` is allowed.
+
+    Lines end at '\\n', '\\r\\n' or a lone '\\r'; columns count characters.
+    """
+    if not 0 <= offset <= len(text):
+        raise ValueError(f"offset {offset} is outside a text of length {len(text)}")
+    stop = offset
+    if 0 < offset < len(text) and text[offset - 1 : offset + 1] == "\r\n":
+        stop -= 1  # the '\n' of a '\r\n' still belongs to the line it ends
+    line_start = max(text.rfind("\n", 0, stop), text.rfind("\r", 0, stop)) + 1
+    return 1 + _breaks(text, 0, stop), offset - line_start + 1
+
+
+def _breaks(text: str, start: int, stop: int) -> int:
+    """Line breaks in text[start:stop], counting '\\r\\n' once."""
+    crlf = text.count("\r\n", start, stop)
+    return text.count("\n", start, stop) + text.count("\r", start, stop) - crlf
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def excerpt(text: str, line: int, column: int, *, context: int = 2, first_line: int = 1) -> str:
+    """The lines around ``line`` with their numbers, and a caret under ``column``.
+
+    ``text`` may be a section of a file that starts at its line ``first_line``;
+    line numbers shown are the file's. Tabs before the column are copied onto the
+    caret line so the caret stays aligned however tabs are displayed.
+    """
+    lines = _LINE_BREAK.split(text, maxsplit=line + context)
+    line = min(max(line, 1), len(lines))
+    first = max(line - context, 1)
+    last = min(line + context, len(lines))
+    width = len(str(last + first_line - 1))
+    out: list[str] = []
+    for number in range(first, last + 1):
+        content = lines[number - 1]
+        out.append(f"  {number + first_line - 1:>{width}} |" + (f" {content}" if content else ""))
+        if number == line:
+            column = max(column, 1)
+            pad = "".join("\t" if ch == "\t" else " " for ch in content[: column - 1])
+            pad += " " * (column - 1 - len(content[: column - 1]))
+            out.append(f"  {'':>{width}} | {pad}^")
+    return "\n".join(out)

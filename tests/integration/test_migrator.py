@@ -1,0 +1,1293 @@
+"""The migration lifecycle on a real PostgreSQL: up, down, failures, drift, repair, the API.
+
+Every test builds a migrations directory of real files and checks what the database
+holds afterwards (tables, indexes, data, tracking rows) and what the operator sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+from sqlmig.errors import MigrationError, MigrationFileError, StateError, UsageError
+from sqlmig.migrator import Migrator
+from sqlmig.plan import State
+from sqlmig.source import Migration
+
+pytestmark = pytest.mark.integration
+
+LOCK_ID = 123456789
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def write(directory: Path, files: Mapping[str, str | bytes]) -> Path:
+    """Write each file byte for byte (no newline translation); return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
+        (directory / name).write_bytes(data)
+    return directory
+
+
+@pytest.fixture
+def migrations(tmp_path: Path) -> Path:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    return folder
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def observer(database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit session that looks at the database from outside."""
+    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+        yield conn
+
+
+def tables(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(
+            conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+            .scalars()
+            .all()
+        )
+
+
+def recorded(engine: Engine) -> dict[str, str]:
+    """version -> status in the tracking table; empty when the table does not exist."""
+    if "schema_migrations" not in tables(engine):
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT version, status FROM schema_migrations ORDER BY version::bigint")
+        )
+        return {version: status for version, status in rows}
+
+
+def query(engine: Engine, sql: str) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(sql))]
+
+
+def states(migrator: Migrator) -> dict[str, str]:
+    return {s.version: s.state.value for s in migrator.status()}
+
+
+def table_migration(version: str, table: str, *, down: bool = True) -> dict[str, str]:
+    """A pair-form migration creating one table, with a down script dropping it."""
+    files = {f"{version}_{table}.up.sql": f"CREATE TABLE {table} (id int);\n"}
+    if down:
+        files[f"{version}_{table}.down.sql"] = f"DROP TABLE {table};\n"
+    return files
+
+
+def four_tables(migrations: Path) -> Path:
+    return write(
+        migrations,
+        {
+            **table_migration("0001", "a"),
+            **table_migration("0002", "b"),
+            **table_migration("0003", "c"),
+            **table_migration("0004", "d"),
+        },
+    )
+
+
+# --- order, targets, steps, results, status ----------------------------------------
+
+
+def test_up_applies_every_migration_in_numeric_version_order(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {
+            "2_events.up.sql": "CREATE TABLE events (seq serial, name text);\n",
+            "10_ten.up.sql": "INSERT INTO events (name) VALUES ('ten');\n",
+            "9_nine.up.sql": "INSERT INTO events (name) VALUES ('nine');\n",
+            "0011_eleven.up.sql": "INSERT INTO events (name) VALUES ('eleven');\n",
+        },
+    )
+    result = Migrator(engine, migrations).up()
+
+    assert [r.version for r in result.migrations] == ["2", "9", "10", "0011"]
+    assert [r.filename for r in result.migrations] == [
+        "2_events.up.sql",
+        "9_nine.up.sql",
+        "10_ten.up.sql",
+        "0011_eleven.up.sql",
+    ]
+    assert result.direction == "up"
+    assert all(r.direction == "up" and r.transactional for r in result.migrations)
+    assert all(isinstance(r.duration_ms, int) and r.duration_ms >= 0 for r in result.migrations)
+    assert query(engine, "SELECT name FROM events ORDER BY seq") == [
+        ("nine",),
+        ("ten",),
+        ("eleven",),
+    ]
+    assert recorded(engine) == {"2": "applied", "9": "applied", "10": "applied", "0011": "applied"}
+
+
+def test_up_to_a_target_is_inclusive_and_steps_counts_migrations(
+    engine: Engine, migrations: Path
+) -> None:
+    four_tables(migrations)
+    migrator = Migrator(engine, migrations)
+
+    assert [r.version for r in migrator.up(target="2").migrations] == ["0001", "0002"]
+    assert tables(engine) == {"schema_migrations", "a", "b"}
+    assert [r.version for r in migrator.up(steps=1).migrations] == ["0003"]
+    assert tables(engine) == {"schema_migrations", "a", "b", "c"}
+    assert states(migrator) == {
+        "0001": "applied",
+        "0002": "applied",
+        "0003": "applied",
+        "0004": "pending",
+    }
+    assert [r.version for r in migrator.up().migrations] == ["0004"]
+    assert migrator.up().migrations == ()
+
+
+def test_status_shows_applied_at_and_duration_of_applied_migrations(
+    engine: Engine, migrations: Path
+) -> None:
+    four_tables(migrations)
+    migrator = Migrator(engine, migrations)
+    before = datetime.now(timezone.utc)
+    migrator.up(steps=2)
+
+    found = migrator.status()
+    assert [(s.version, s.name, s.filename, s.state) for s in found] == [
+        ("0001", "a", "0001_a.up.sql", State.APPLIED),
+        ("0002", "b", "0002_b.up.sql", State.APPLIED),
+        ("0003", "c", "0003_c.up.sql", State.PENDING),
+        ("0004", "d", "0004_d.up.sql", State.PENDING),
+    ]
+    for s in found[:2]:
+        assert s.applied_at is not None
+        assert before - timedelta(seconds=5) <= s.applied_at <= datetime.now(timezone.utc)
+        assert isinstance(s.duration_ms, int) and s.duration_ms >= 0
+        assert s.checksum == s.recorded_checksum
+    assert [(s.applied_at, s.duration_ms, s.recorded_checksum) for s in found[2:]] == [
+        (None, None, None),
+        (None, None, None),
+    ]
+
+
+def test_status_shows_every_state(engine: Engine, migrations: Path) -> None:
+    four_tables(migrations)
+    write(migrations, {"0005_e.up.sql": "SELECT * FROM no_such_table;\n"})
+    migrator = Migrator(engine, migrations)
+    with pytest.raises(MigrationError):
+        migrator.up()
+    migrator.down()  # 0004
+    write(migrations, {"0001_a.up.sql": "CREATE TABLE a (id bigint);\n"})
+    (migrations / "0002_b.up.sql").unlink()
+    (migrations / "0002_b.down.sql").unlink()
+    write(migrations, table_migration("0006", "f"))
+
+    assert states(migrator) == {
+        "0001": "changed",
+        "0002": "missing",
+        "0003": "applied",
+        "0004": "rolled_back",
+        "0005": "failed",
+        "0006": "pending",
+    }
+
+
+# --- transactional migrations: atomicity, the error, retry ---------------------------
+
+
+FAILING_SCRIPT = (
+    "CREATE TABLE b (id int);\n"
+    "INSERT INTO b VALUES (1);\n"
+    "SELECT id FROM no_such_table;\n"
+    "CREATE TABLE c (id int);\n"
+)
+
+
+def test_failing_statement_rolls_back_its_whole_migration_and_stops_the_run(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {
+            **table_migration("0001", "a"),
+            "0002_b.up.sql": FAILING_SCRIPT,
+            **table_migration("0003", "d"),
+        },
+    )
+    with pytest.raises(MigrationError) as caught:
+        Migrator(engine, migrations).up()
+
+    assert tables(engine) == {"schema_migrations", "a"}  # no b, no c, no d
+    assert recorded(engine) == {"0001": "applied", "0002": "failed"}
+    error = caught.value
+    path = migrations / "0002_b.up.sql"
+    assert (error.version, error.path, error.line, error.column, error.sqlstate) == (
+        "0002",
+        str(path),
+        3,
+        16,
+        "42P01",
+    )
+    assert [r.version for r in error.completed] == ["0001"]
+    assert str(error) == (
+        f"migration 0002 (up) failed at {path}:3:16: "
+        'relation "no_such_table" does not exist [SQLSTATE 42P01]\n'
+        "  1 | CREATE TABLE b (id int);\n"
+        "  2 | INSERT INTO b VALUES (1);\n"
+        "  3 | SELECT id FROM no_such_table;\n"
+        "    |                ^\n"
+        "  4 | CREATE TABLE c (id int);\n"
+        "  5 |\n"
+        "Its transaction was rolled back: nothing of 0002 remains, and it is recorded as "
+        "'failed'. Before it, this run applied 1: 0001. "
+        "Fix the script and run `sqlmig up` again; it will be retried."
+    )
+
+
+def test_failed_transactional_migration_is_retried_by_the_next_up_once_fixed(
+    engine: Engine, migrations: Path
+) -> None:
+    write(migrations, {"0001_b.up.sql": FAILING_SCRIPT, **table_migration("0002", "d")})
+    migrator = Migrator(engine, migrations)
+    with pytest.raises(MigrationError):
+        migrator.up()
+    with pytest.raises(MigrationError):  # still broken: tried again, fails again
+        migrator.up()
+    assert recorded(engine) == {"0001": "failed"}
+
+    write(migrations, {"0001_b.up.sql": FAILING_SCRIPT.replace("no_such_table", "b")})
+    result = migrator.up()
+
+    assert [r.version for r in result.migrations] == ["0001", "0002"]
+    assert tables(engine) == {"schema_migrations", "b", "c", "d"}
+    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+
+
+def test_the_error_carries_the_server_detail_and_hint(engine: Engine, migrations: Path) -> None:
+    write(
+        migrations,
+        {
+            "0001_a.up.sql": "CREATE TABLE a (id int PRIMARY KEY);\n"
+            "INSERT INTO a VALUES (1), (1);\n",
+            "0002_b.up.sql": "CREATE INDEX CONCURRENTLY b_id ON b (id);\n",
+        },
+    )
+    with pytest.raises(MigrationError) as duplicate:
+        Migrator(engine, migrations).up()
+    write(migrations, {"0001_a.up.sql": "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n"})
+    with pytest.raises(MigrationError) as concurrently:
+        Migrator(engine, migrations).up()
+
+    assert duplicate.value.sqlstate == "23505"
+    assert "\nDETAIL: Key (id)=(1) already exists.\n" in str(duplicate.value)
+    assert concurrently.value.sqlstate == "25001"
+    assert (
+        "\nHINT: this statement cannot run inside a transaction: add "
+        "`-- sqlmig:no-transaction` to the leading comments of the file\n"
+    ) in str(concurrently.value)
+    assert recorded(engine) == {"0001": "applied", "0002": "failed"}
+
+
+def long_script(lines: int, error_line: int) -> str:
+    """A script of ``lines`` lines whose line ``error_line`` selects from a missing table.
+
+    Non-ASCII text comes first, so a byte offset would be off by many characters.
+    """
+    body = ["CREATE TABLE t (v text);", "-- données: café, crème brûlée, 日本語"]
+    while len(body) < lines:
+        n = len(body) + 1
+        body.append(f"INSERT INTO t VALUES ('ligne {n} é');" if n != error_line else "")
+    body[error_line - 1] = "  INSERT INTO t SELECT v FROM no_such_table;"
+    return "\n".join(body) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix", "directive"),
+    [
+        pytest.param("0001_long.up.sql", "", "", id="pair"),
+        pytest.param(
+            "0001_long.up.sql", "", "-- sqlmig:no-transaction\n", id="pair-no-transaction"
+        ),
+        pytest.param(
+            "0001_long.sql",
+            "-- A dbmate migration.\n-- Its comments count as lines.\n\n-- migrate:up\n",
+            "",
+            id="dbmate",
+        ),
+        pytest.param(
+            "0001_long.sql",
+            "-- A goose migration.\n-- +goose Up\n-- +goose StatementBegin\n",
+            "",
+            id="goose",
+        ),
+    ],
+)
+def test_error_deep_in_a_long_file_is_reported_at_its_line_and_column_in_the_file(
+    engine: Engine, migrations: Path, name: str, prefix: str, directive: str
+) -> None:
+    head = prefix + directive
+    skipped = head.count("\n")
+    error_line = 1500
+    script = long_script(2000 - skipped, error_line - skipped)
+    write(migrations, {name: head + script})
+    assert (head + script).splitlines()[error_line - 1].startswith("  INSERT INTO t SELECT v FROM")
+
+    with pytest.raises(MigrationError) as caught:
+        Migrator(engine, migrations).up()
+
+    error = caught.value
+    assert (error.line, error.column, error.sqlstate) == (1500, 31, "42P01")
+    assert error.excerpt == (
+        f"  1498 | INSERT INTO t VALUES ('ligne {1498 - skipped} é');\n"
+        f"  1499 | INSERT INTO t VALUES ('ligne {1499 - skipped} é');\n"
+        "  1500 |   INSERT INTO t SELECT v FROM no_such_table;\n"
+        "       | " + " " * 30 + "^\n"
+        f"  1501 | INSERT INTO t VALUES ('ligne {1501 - skipped} é');\n"
+        f"  1502 | INSERT INTO t VALUES ('ligne {1502 - skipped} é');"
+    )
+    assert f"{migrations / name}:1500:31: " in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "line"),
+    [
+        pytest.param("0001_a.up.sql", "", 4, id="pair"),
+        pytest.param("0001_a.up.sql", "-- sqlmig:no-transaction\r\n", 5, id="no-transaction"),
+        pytest.param("0001_a.sql", "-- c\r\n-- migrate:up\r\n", 6, id="dbmate"),
+    ],
+)
+def test_error_in_a_windows_file_with_a_bom_is_located_by_its_lines(
+    engine: Engine, migrations: Path, name: str, head: str, line: int
+) -> None:
+    script = "CREATE TABLE t (v text);\r\n-- é\r\nINSERT INTO t VALUES ('x');\r\n"
+    script += "  SELECT * FROM no_such_table;\r\n"
+    write(migrations, {name: b"\xef\xbb\xbf" + (head + script).encode()})
+
+    with pytest.raises(MigrationError) as caught:
+        Migrator(engine, migrations).up()
+
+    assert (caught.value.line, caught.value.column) == (line, 17)
+    assert caught.value.excerpt is not None
+    assert caught.value.excerpt.splitlines()[-3:] == [
+        f"  {line} |   SELECT * FROM no_such_table;",
+        "    |                 ^",
+        f"  {line + 1} |",
+    ]
+
+
+# --- migrations outside a transaction --------------------------------------------------
+
+
+def indexes(engine: Engine, table: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = :t ORDER BY indexname"),
+                {"t": table},
+            ).scalars()
+        )
+
+
+def test_several_create_index_concurrently_in_one_no_transaction_file(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {
+            "0001_users.up.sql": "CREATE TABLE users (id int, email text, name text);\n"
+            "INSERT INTO users SELECT g, 'u' || g, 'n' || g FROM generate_series(1, 100) g;\n",
+            "0002_indexes.up.sql": "-- sqlmig:no-transaction\n"
+            "CREATE INDEX CONCURRENTLY users_id ON users (id);\n"
+            "CREATE INDEX CONCURRENTLY users_email ON users (email);\n"
+            "CREATE UNIQUE INDEX CONCURRENTLY users_name ON users (name);\n",
+        },
+    )
+    result = Migrator(engine, migrations).up()
+
+    assert [(r.version, r.transactional) for r in result.migrations] == [
+        ("0001", True),
+        ("0002", False),
+    ]
+    assert indexes(engine, "users") == ["users_email", "users_id", "users_name"]
+    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        pytest.param(
+            "0001_idx.sql",
+            "-- +goose NO TRANSACTION\n-- +goose Up\n"
+            "CREATE INDEX CONCURRENTLY t_a ON t (a);\nCREATE INDEX CONCURRENTLY t_b ON t (b);\n"
+            "-- +goose Down\nDROP INDEX CONCURRENTLY t_a;\nDROP INDEX CONCURRENTLY t_b;\n",
+            id="goose",
+        ),
+        pytest.param(
+            "0001_idx.sql",
+            "-- migrate:up transaction:false\n"
+            "CREATE INDEX CONCURRENTLY t_a ON t (a);\nCREATE INDEX CONCURRENTLY t_b ON t (b);\n"
+            "-- migrate:down transaction:false\n"
+            "DROP INDEX CONCURRENTLY t_a;\nDROP INDEX CONCURRENTLY t_b;\n",
+            id="dbmate",
+        ),
+    ],
+)
+def test_goose_and_dbmate_no_transaction_forms_run_outside_a_transaction(
+    engine: Engine, migrations: Path, name: str, content: str
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (a int, b int)"))
+    write(migrations, {name: content})
+    migrator = Migrator(engine, migrations)
+
+    assert [r.transactional for r in migrator.up().migrations] == [False]
+    assert indexes(engine, "t") == ["t_a", "t_b"]
+    assert [r.transactional for r in migrator.down().migrations] == [False]
+    assert indexes(engine, "t") == []
+    assert recorded(engine) == {"0001": "rolled_back"}
+
+
+def test_function_bodies_full_of_semicolons_split_correctly_outside_a_transaction(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {
+            "0001_fn.up.sql": "-- sqlmig:no-transaction\n"
+            "CREATE TABLE t (v text);\n"
+            "CREATE FUNCTION note(x text) RETURNS text LANGUAGE plpgsql AS $body$\n"
+            "DECLARE\n"
+            "  result text;\n"
+            "BEGIN\n"
+            "  result := x || '; done';  -- a comment; with a semicolon\n"
+            "  INSERT INTO t VALUES (result);\n"
+            "  RETURN $$nested; $$ || result;\n"
+            "END;\n"
+            "$body$;\n"
+            "CREATE INDEX CONCURRENTLY t_v ON t (v);\n"
+            "CREATE FUNCTION twice(x text) RETURNS text LANGUAGE sql\n"
+            "BEGIN ATOMIC\n"
+            "  INSERT INTO t VALUES (x || ';');\n"
+            "  SELECT CASE WHEN x = '' THEN ';' ELSE x || x END;\n"
+            "END;\n"
+            "SELECT note('first');\n"
+            "SELECT twice('ab');\n",
+        },
+    )
+    Migrator(engine, migrations).up()
+
+    assert query(engine, "SELECT v FROM t ORDER BY v") == [("ab;",), ("first; done",)]
+    assert query(engine, "SELECT note('again'), twice('c')") == [("nested; again; done", "cc")]
+    assert indexes(engine, "t") == ["t_v"]
+
+
+NO_TRANSACTION_FAILING = (
+    "-- sqlmig:no-transaction\n"
+    "CREATE TABLE b (id int);\n"
+    "CREATE INDEX CONCURRENTLY b_id ON b (id);\n"
+    "INSERT INTO b\n"
+    "  SELECT id FROM no_such_table;\n"
+    "CREATE TABLE c (id int);\n"
+)
+
+
+def test_failure_outside_a_transaction_names_the_statement_and_what_was_applied(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {**table_migration("0001", "a"), "0002_b.up.sql": NO_TRANSACTION_FAILING},
+    )
+    migrator = Migrator(engine, migrations)
+    with pytest.raises(MigrationError) as caught:
+        migrator.up()
+
+    path = migrations / "0002_b.up.sql"
+    assert str(caught.value) == (
+        f"migration 0002 (up) failed at {path}:5:18: "
+        'relation "no_such_table" does not exist [SQLSTATE 42P01]\n'
+        "  3 | CREATE INDEX CONCURRENTLY b_id ON b (id);\n"
+        "  4 | INSERT INTO b\n"
+        "  5 |   SELECT id FROM no_such_table;\n"
+        "    |                  ^\n"
+        "  6 | CREATE TABLE c (id int);\n"
+        "  7 |\n"
+        "This migration runs outside a transaction: statements 1-2 of 4 were applied and "
+        "committed (ending at line 3). It is recorded as 'failed' and `sqlmig up` will refuse "
+        "to run until you resolve it: finish or undo its changes by hand, then "
+        "`sqlmig repair 0002 --applied`, `--rolled-back` or `--forget`. "
+        "Before it, this run applied 1: 0001."
+    )
+    assert tables(engine) == {"schema_migrations", "a", "b"}  # statements 1-2 stay
+    assert indexes(engine, "b") == ["b_id"]
+    assert states(migrator) == {"0001": "applied", "0002": "failed"}
+
+
+@pytest.mark.parametrize(
+    ("action", "then_runs"),
+    [
+        pytest.param("applied", ["0003"], id="applied"),
+        pytest.param("rolled_back", ["0002", "0003"], id="rolled_back"),
+        pytest.param("forget", ["0002", "0003"], id="forget"),
+    ],
+)
+def test_failed_no_transaction_migration_blocks_up_until_repair(
+    engine: Engine, migrations: Path, action: str, then_runs: list[str]
+) -> None:
+    write(
+        migrations,
+        {
+            **table_migration("0001", "a"),
+            "0002_b.up.sql": NO_TRANSACTION_FAILING,
+            **table_migration("0003", "d"),
+        },
+    )
+    migrator = Migrator(engine, migrations)
+    with pytest.raises(MigrationError):
+        migrator.up()
+
+    for attempt in (lambda: migrator.up(), lambda: migrator.validate()):
+        with pytest.raises(StateError) as blocked:
+            attempt()
+        assert "0002 0002_b.up.sql: failed" in str(blocked.value)
+        assert "`sqlmig repair VERSION --applied`" in str(blocked.value)
+        assert "`--rolled-back`" in str(blocked.value)
+        assert "`--forget`" in str(blocked.value)
+    assert tables(engine) == {"schema_migrations", "a", "b"}  # nothing more ran
+
+    # The operator undoes or finishes statements 1-2 by hand, fixes the file, repairs.
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE b" if action != "applied" else "CREATE TABLE c (id int)"))
+    write(migrations, {"0002_b.up.sql": NO_TRANSACTION_FAILING.replace("no_such_table", "b")})
+    said = migrator.repair("2", action)
+    assert said == (
+        "forgot 0002 0002_b.up.sql (was failed)"
+        if action == "forget"
+        else f"marked 0002 0002_b.up.sql {action} (was failed)"
+    )
+    if action == "forget":
+        assert recorded(engine) == {"0001": "applied"}
+    else:
+        assert recorded(engine) == {"0001": "applied", "0002": action}
+
+    assert [r.version for r in migrator.up().migrations] == then_runs
+    assert recorded(engine) == {"0001": "applied", "0002": "applied", "0003": "applied"}
+    assert tables(engine) == {"schema_migrations", "a", "b", "c", "d"}
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        pytest.param(
+            "-- migrate:up transaction:false\n"
+            "CREATE INDEX CONCURRENTLY t_a ON t (a);\nCREATE INDEX CONCURRENTLY t_b ON t (b);\n",
+            2,
+            id="first-statement",
+        ),
+        pytest.param(
+            "-- migrate:up transaction:false\n"
+            "CREATE INDEX CONCURRENTLY t_b ON t (b);\n  CREATE INDEX CONCURRENTLY t_a ON t (a);\n",
+            3,
+            id="later-statement",
+        ),
+    ],
+)
+def test_failure_without_a_server_position_names_where_its_statement_starts(
+    engine: Engine, migrations: Path, content: str, line: int
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (a int, b int)"))
+        conn.execute(text("CREATE INDEX t_a ON t (a)"))
+    write(migrations, {"0001_idx.sql": content})
+
+    with pytest.raises(MigrationError) as caught:
+        Migrator(engine, migrations).up()
+
+    error = caught.value
+    assert (error.sqlstate, error.line, error.column) == ("42P07", line, 1 if line == 2 else 3)
+    assert f"{migrations / '0001_idx.sql'}:{line}:{error.column}: " in str(error)
+    assert 'relation "t_a" already exists' in str(error)
+
+
+def test_no_transaction_down_that_fails_part_way_blocks_up_until_repair(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {
+            "0001_a.up.sql": "CREATE TABLE a (id int);\nCREATE TABLE a2 (id int);\n",
+            "0001_a.down.sql": "-- sqlmig:no-transaction\n"
+            "DROP TABLE a;\nDROP TABLE no_such_table;\nDROP TABLE a2;\n",
+        },
+    )
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+    with pytest.raises(MigrationError) as caught:
+        migrator.down()
+
+    assert (caught.value.direction, caught.value.line, caught.value.column) == ("down", 3, 1)
+    assert (
+        "This migration runs outside a transaction: statement 1 of 3 was applied and "
+        "committed (ending at line 2). It is recorded as 'failed' and `sqlmig up` will refuse"
+    ) in str(caught.value)
+    assert tables(engine) == {"schema_migrations", "a2"}  # half rolled back
+    assert states(migrator) == {"0001": "failed"}
+    with pytest.raises(StateError, match=re.escape("0001 0001_a.up.sql: failed")):
+        migrator.up()  # its up would run on top of the half-undone schema
+    assert tables(engine) == {"schema_migrations", "a2"}
+
+    with engine.begin() as conn:  # the operator finishes the rollback by hand
+        conn.execute(text("DROP TABLE a2"))
+    migrator.repair("0001", "rolled_back")
+    assert [r.version for r in migrator.up().migrations] == ["0001"]
+    assert tables(engine) == {"schema_migrations", "a", "a2"}
+
+
+def test_failed_up_of_a_migration_whose_down_runs_outside_a_transaction_asks_for_repair(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {
+            "0001_a.up.sql": "CREATE TABLE a (id int);\nSELECT * FROM no_such_table;\n",
+            "0001_a.down.sql": "-- sqlmig:no-transaction\nDROP TABLE a;\n",
+        },
+    )
+    migrator = Migrator(engine, migrations)
+    with pytest.raises(MigrationError) as caught:
+        migrator.up()
+
+    assert caught.value.state == (
+        "Its transaction was rolled back: nothing of 0001 remains, and it is recorded as "
+        "'failed'. Fix the script, then `sqlmig repair 0001 --rolled-back` and `sqlmig up`: "
+        "its down script runs outside a transaction, so `sqlmig up` cannot tell this failure "
+        "from a down that stopped part-way."
+    )
+    write(migrations, {"0001_a.up.sql": "CREATE TABLE a (id int);\n"})
+    with pytest.raises(StateError):
+        migrator.up()
+    migrator.repair("1", "rolled_back")
+    assert [r.version for r in migrator.up().migrations] == ["0001"]
+
+
+# --- scripts are sent exactly as written ----------------------------------------------
+
+
+AS_WRITTEN = r"""
+CREATE TABLE notes (id int, body text);
+-- a comment; with a semicolon and 100% of a :name and a %s
+/* a block comment; /* nested; */ still ; comment */
+INSERT INTO notes VALUES (1, '100% sure; really');
+INSERT INTO notes VALUES (2, '%s and %(name)s and %%');
+INSERT INTO notes VALUES (3, ':name and :other::text');
+INSERT INTO notes VALUES (4, E'it''s \'quoted\'; \\ done');
+INSERT INTO notes VALUES (5, $$dollar; 'quoted' $1 %s$$);
+INSERT INTO notes VALUES (6, $tag$tagged $$ ; inside$tag$);
+CREATE FUNCTION add_note(integer, text) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO notes VALUES ($1, $2 || '; via $1 %');
+$$;
+SELECT add_note(7, 'param');
+INSERT INTO notes VALUES (8, ':name'::text || '%');
+SELECT 10 % 3 AS "percent; column", 'x' AS ":name";
+"""
+
+AS_WRITTEN_ROWS = [
+    (1, "100% sure; really"),
+    (2, "%s and %(name)s and %%"),
+    (3, ":name and :other::text"),
+    (4, "it's 'quoted'; \\ done"),
+    (5, "dollar; 'quoted' $1 %s"),
+    (6, "tagged $$ ; inside"),
+    (7, "param; via $1 %"),
+    (8, ":name%"),
+]
+
+
+@pytest.mark.parametrize("directive", ["", "-- sqlmig:no-transaction\n"])
+def test_scripts_are_sent_as_written_with_percent_colon_and_dollar_text(
+    engine: Engine, migrations: Path, directive: str
+) -> None:
+    write(migrations, {"0001_notes.up.sql": directive + AS_WRITTEN})
+    Migrator(engine, migrations).up()
+
+    assert query(engine, "SELECT id, body FROM notes ORDER BY id") == AS_WRITTEN_ROWS
+
+
+# --- refused before anything runs -------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["COMMIT", "ROLLBACK", "BEGIN", "commit work"])
+def test_transaction_control_in_a_transactional_script_is_refused_before_anything_runs(
+    engine: Engine, migrations: Path, command: str
+) -> None:
+    write(
+        migrations,
+        {
+            **table_migration("0001", "a"),
+            "0002_b.up.sql": f"CREATE TABLE b (id int);\n\n{command};\nCREATE TABLE c (id int);\n",
+        },
+    )
+    with pytest.raises(MigrationFileError) as caught:
+        Migrator(engine, migrations).up()
+
+    [problem] = caught.value.problems
+    assert (problem.path, problem.line) == (str(migrations / "0002_b.up.sql"), 3)
+    assert f"{migrations / '0002_b.up.sql'}:3: {command.split()[0].upper()} inside a migration" in (
+        str(caught.value)
+    )
+    assert "nothing was run" in str(caught.value)
+    assert tables(engine) == set()  # not even the tracking table
+
+
+def test_psql_meta_command_is_refused_before_anything_runs(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {
+            **table_migration("0001", "a"),
+            "0002_b.up.sql": "CREATE TABLE b (id int);\n\\i x.sql\n",
+        },
+    )
+    with pytest.raises(MigrationFileError) as caught:
+        Migrator(engine, migrations).up()
+
+    assert f"{migrations / '0002_b.up.sql'}:2: psql meta-command \\i cannot run" in str(
+        caught.value
+    )
+    assert tables(engine) == set()
+
+
+# --- drift ------------------------------------------------------------------------------
+
+
+def test_edited_applied_file_stops_up_before_anything_runs(
+    engine: Engine, migrations: Path
+) -> None:
+    write(migrations, table_migration("0001", "a"))
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+    recorded_sum = migrator.status()[0].checksum
+    write(migrations, {"0001_a.up.sql": "CREATE TABLE a (id bigint);\n"})
+    write(migrations, table_migration("0002", "b"))
+    edited_sum = migrator.status()[0].checksum
+
+    with pytest.raises(StateError) as caught:
+        migrator.up()
+
+    assert str(caught.value) == (
+        "applied migrations no longer match their files; nothing was run:\n"
+        f"  0001 0001_a.up.sql: checksum {edited_sum} differs from recorded {recorded_sum}\n"
+        "Restore the files as they were applied, or, if an edit was intentional, "
+        "`sqlmig repair VERSION --checksum`; to run anyway pass --allow-drift."
+    )
+    assert tables(engine) == {"schema_migrations", "a"}  # 0002 did not run
+    with pytest.raises(StateError):
+        migrator.validate()
+
+    assert migrator.repair("0001", "checksum") == (
+        f"recorded checksum of 0001 0001_a.up.sql as {edited_sum}"
+    )
+    assert states(migrator) == {"0001": "applied", "0002": "pending"}
+    assert [r.version for r in migrator.up().migrations] == ["0002"]
+
+
+def test_allow_drift_runs_despite_an_edited_file(engine: Engine, migrations: Path) -> None:
+    write(migrations, table_migration("0001", "a"))
+    Migrator(engine, migrations).up()
+    write(migrations, {"0001_a.up.sql": "CREATE TABLE a (id bigint);\n"})
+    write(migrations, table_migration("0002", "b"))
+
+    result = Migrator(engine, migrations, allow_drift=True).up()
+
+    assert [r.version for r in result.migrations] == ["0002"]
+    assert tables(engine) == {"schema_migrations", "a", "b"}
+
+
+def test_deleted_applied_file_stops_up_before_anything_runs(
+    engine: Engine, migrations: Path
+) -> None:
+    write(migrations, {**table_migration("0001", "a"), **table_migration("0002", "b")})
+    migrator = Migrator(engine, migrations)
+    migrator.up(steps=1)
+    (migrations / "0001_a.up.sql").unlink()
+    (migrations / "0001_a.down.sql").unlink()
+
+    with pytest.raises(StateError) as caught:
+        migrator.up()
+
+    assert "  0001 0001_a.up.sql: file is gone\n" in str(caught.value)
+    assert tables(engine) == {"schema_migrations", "a"}
+    assert states(migrator) == {"0001": "missing", "0002": "pending"}
+    assert [r.version for r in Migrator(engine, migrations, allow_drift=True).up().migrations] == [
+        "0002"
+    ]
+
+
+def test_crlf_and_bom_reencoding_of_an_applied_file_is_not_drift(
+    engine: Engine, migrations: Path
+) -> None:
+    script = "-- users\nCREATE TABLE a (\n  id int\n);\n"
+    write(
+        migrations,
+        {
+            "0001_a.up.sql": script,
+            "0002_b.sql": "-- migrate:up\nCREATE TABLE b (id int);\n"
+            "-- migrate:down\nDROP TABLE b;\n",
+        },
+    )
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+    write(
+        migrations,
+        {
+            "0001_a.up.sql": b"\xef\xbb\xbf" + script.replace("\n", "\r\n").encode(),
+            "0002_b.sql": b"\xef\xbb\xbf-- migrate:up\r\nCREATE TABLE b (id int);\r\n"
+            b"-- migrate:down\r\nDROP TABLE b;\r\n",
+            **table_migration("0003", "c"),
+        },
+    )
+
+    assert states(migrator) == {"0001": "applied", "0002": "applied", "0003": "pending"}
+    assert [r.version for r in migrator.up().migrations] == ["0003"]
+
+
+# --- out of order -----------------------------------------------------------------------
+
+
+def test_out_of_order_migration_is_refused_by_name_unless_allowed(
+    engine: Engine, migrations: Path
+) -> None:
+    write(migrations, {**table_migration("0001", "a"), **table_migration("0003", "c")})
+    Migrator(engine, migrations).up()
+    write(migrations, table_migration("0002", "b"))
+
+    with pytest.raises(StateError) as caught:
+        Migrator(engine, migrations).up()
+    assert str(caught.value).startswith(
+        "pending migrations are older than the newest applied one (3); nothing was run:\n"
+        "  0002 0002_b.up.sql: pending\n"
+    )
+    assert tables(engine) == {"schema_migrations", "a", "c"}
+
+    result = Migrator(engine, migrations, allow_out_of_order=True).up()
+    assert [r.version for r in result.migrations] == ["0002"]
+    assert recorded(engine) == {"0001": "applied", "0002": "applied", "0003": "applied"}
+
+
+# --- down and redo ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rolled_back", "left"),
+    [
+        pytest.param({}, ["0004"], {"a", "b", "c"}, id="one-by-default"),
+        pytest.param({"steps": 2}, ["0004", "0003"], {"a", "b"}, id="steps"),
+        pytest.param({"target": "2"}, ["0004", "0003"], {"a", "b"}, id="target"),
+        pytest.param({"target": "0"}, ["0004", "0003", "0002", "0001"], set(), id="target-0"),
+        pytest.param({"steps": None}, ["0004", "0003", "0002", "0001"], set(), id="all"),
+    ],
+)
+def test_down_rolls_back_newest_first(
+    engine: Engine,
+    migrations: Path,
+    kwargs: dict[str, object],
+    rolled_back: list[str],
+    left: set[str],
+) -> None:
+    four_tables(migrations)
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+
+    result = migrator.down(**kwargs)  # type: ignore[arg-type]
+
+    assert result.direction == "down"
+    assert [(r.version, r.direction) for r in result.migrations] == [
+        (v, "down") for v in rolled_back
+    ]
+    assert tables(engine) == {"schema_migrations", *left}
+    assert recorded(engine) == {
+        v: "rolled_back" if v in rolled_back else "applied"
+        for v in ("0001", "0002", "0003", "0004")
+    }
+
+
+def test_down_without_a_down_script_stops_before_anything_runs(
+    engine: Engine, migrations: Path
+) -> None:
+    write(
+        migrations,
+        {
+            **table_migration("0001", "a"),
+            **table_migration("0002", "b", down=False),
+            **table_migration("0003", "c"),
+        },
+    )
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+
+    with pytest.raises(StateError) as caught:
+        migrator.down(steps=3)
+
+    assert str(caught.value) == (
+        "cannot roll back: some migrations have no down script; nothing was run:\n"
+        "  0002 0002_b.up.sql: no down script\n"
+        "Write the down scripts, or roll back fewer steps."
+    )
+    assert tables(engine) == {"schema_migrations", "a", "b", "c"}  # not even 0003
+    assert set(recorded(engine).values()) == {"applied"}
+    assert [r.version for r in migrator.down().migrations] == ["0003"]
+
+
+def test_redo_rolls_back_the_newest_and_applies_it_again(engine: Engine, migrations: Path) -> None:
+    write(
+        migrations,
+        {
+            **table_migration("0001", "a"),
+            "0002_b.up.sql": "CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\n",
+            "0002_b.down.sql": "DROP TABLE b;\n",
+        },
+    )
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO b VALUES (2)"))
+
+    result = migrator.redo()
+
+    assert [(r.version, r.direction) for r in result.migrations] == [
+        ("0002", "down"),
+        ("0002", "up"),
+    ]
+    assert query(engine, "SELECT id FROM b") == [(1,)]  # a new table b
+    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+
+
+# --- baseline and repair -----------------------------------------------------------------
+
+
+def test_baseline_records_migrations_as_applied_without_running_them(
+    engine: Engine, migrations: Path
+) -> None:
+    four_tables(migrations)
+    migrator = Migrator(engine, migrations)
+
+    with pytest.raises(UsageError, match="baseline version 5 is not a known migration file"):
+        migrator.baseline("5")
+    assert migrator.baseline("2") == ["0001", "0002"]
+
+    assert tables(engine) == {"schema_migrations"}  # recorded, not run
+    assert states(migrator) == {
+        "0001": "applied",
+        "0002": "applied",
+        "0003": "pending",
+        "0004": "pending",
+    }
+    with pytest.raises(StateError) as caught:
+        migrator.baseline("3")
+    assert str(caught.value).startswith(
+        "cannot baseline: the tracking table schema_migrations already records migrations; "
+        "nothing was run:\n  0001 0001_a.up.sql: applied\n  0002 0002_b.up.sql: applied\n"
+    )
+    assert [r.version for r in migrator.up().migrations] == ["0003", "0004"]
+
+
+def test_repair_refuses_an_unknown_version_or_action(engine: Engine, migrations: Path) -> None:
+    write(migrations, table_migration("0001", "a"))
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+
+    with pytest.raises(UsageError, match="no tracking row for version 2"):
+        migrator.repair("2", "applied")
+    with pytest.raises(UsageError, match="repair action must be one of"):
+        migrator.repair("1", "delete")
+    assert recorded(engine) == {"0001": "applied"}
+
+
+def test_repair_marks_an_applied_migration_rolled_back_and_applied_again(
+    engine: Engine, migrations: Path
+) -> None:
+    write(migrations, {**table_migration("0001", "a"), **table_migration("0002", "b")})
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE b"))
+
+    assert migrator.repair("2", "rolled_back") == (
+        "marked 0002 0002_b.up.sql rolled_back (was applied)"
+    )
+    assert states(migrator) == {"0001": "applied", "0002": "rolled_back"}
+    assert migrator.repair("0002", "applied") == (
+        "marked 0002 0002_b.up.sql applied (was rolled_back)"
+    )
+    assert states(migrator) == {"0001": "applied", "0002": "applied"}
+    assert migrator.repair("2", "forget") == "forgot 0002 0002_b.up.sql (was applied)"
+    assert [r.version for r in migrator.up().migrations] == ["0002"]
+    assert tables(engine) == {"schema_migrations", "a", "b"}
+
+
+# --- dry run ------------------------------------------------------------------------------
+
+
+def test_plan_returns_the_exact_sql_and_changes_nothing(engine: Engine, migrations: Path) -> None:
+    up_a = "-- users\nCREATE TABLE a (id int, note text DEFAULT '100%: yes');\n"
+    write(
+        migrations,
+        {
+            "0001_a.up.sql": up_a,
+            "0002_idx.up.sql": "-- sqlmig:no-transaction\n"
+            "CREATE INDEX CONCURRENTLY a_id ON a (id);\n"
+            "CREATE INDEX CONCURRENTLY a_note ON a (note);\n",
+        },
+    )
+    migrator = Migrator(engine, migrations)
+
+    statements = migrator.plan("up")
+
+    def record(version: str, filename: str, status: str) -> str:
+        checksum = next(s.checksum for s in migrator.status() if s.version == version)
+        values = (
+            f"version = '{version}', filename = '{filename}', checksum = '{checksum}', "
+            f"applied_at = now(), duration_ms = 0, status = '{status}'"
+        )
+        return (
+            "INSERT INTO schema_migrations (version, filename, checksum, applied_at, "
+            f"duration_ms, status) VALUES ('{version}', '{filename}', '{checksum}', now(), 0, "
+            f"'{status}') ON CONFLICT (version) DO UPDATE SET {values} "
+            "WHERE schema_migrations.status != 'applied' RETURNING schema_migrations.version"
+        )
+
+    assert statements == [
+        "BEGIN",
+        up_a,
+        record("0001", "0001_a.up.sql", "applied"),
+        "COMMIT",
+        record("0002", "0002_idx.up.sql", "failed"),  # as the run marks it before starting
+        "CREATE INDEX CONCURRENTLY a_id ON a (id)",
+        "CREATE INDEX CONCURRENTLY a_note ON a (note)",
+        record("0002", "0002_idx.up.sql", "applied"),
+    ]
+    assert migrator.plan("up", steps=1) == statements[:4]
+    assert tables(engine) == set()  # no tracking table, no table a
+
+
+def test_plan_down_shows_the_down_scripts_and_the_bookkeeping(
+    engine: Engine, migrations: Path
+) -> None:
+    write(migrations, {**table_migration("0001", "a"), **table_migration("0002", "b")})
+    migrator = Migrator(engine, migrations)
+    migrator.up()
+
+    assert migrator.plan("down") == [
+        "BEGIN",
+        "DROP TABLE b;\n",
+        "UPDATE schema_migrations SET applied_at=now(), status='rolled_back' "
+        "WHERE schema_migrations.version = '0002'",
+        "COMMIT",
+    ]
+    assert tables(engine) == {"schema_migrations", "a", "b"}
+    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+
+
+def test_plan_takes_the_same_steps_and_target_as_up_and_down(
+    engine: Engine, migrations: Path
+) -> None:
+    four_tables(migrations)
+    migrator = Migrator(engine, migrations)
+
+    def planned(direction: str, **kwargs: object) -> list[str]:
+        scripts = migrator.plan(direction, **kwargs)  # type: ignore[arg-type]
+        return [s.split()[2].rstrip(";") for s in scripts if s.startswith(("CREATE", "DROP"))]
+
+    assert planned("up") == ["a", "b", "c", "d"]
+    assert planned("up", steps=None) == ["a", "b", "c", "d"]
+    assert planned("up", steps=2) == ["a", "b"]
+    assert planned("up", target="3") == ["a", "b", "c"]
+    migrator.up()
+    assert planned("down") == ["d"]
+    assert planned("down", steps=2) == ["d", "c"]
+    assert planned("down", steps=None) == ["d", "c", "b", "a"]  # as down(steps=None): all
+    assert planned("down", target="2") == ["d", "c"]
+    assert planned("down", target="0") == ["d", "c", "b", "a"]
+    assert tables(engine) == {"schema_migrations", "a", "b", "c", "d"}
+
+
+# --- an application's engine ------------------------------------------------------------
+
+
+def app_engine(database_url: str, name: str = "app") -> Engine:
+    """An engine as an application would make it, with its own pool settings."""
+    url = make_url(database_url).set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_size=3, connect_args={"application_name": name})
+
+
+def sessions(observer: psycopg.Connection, application: str) -> int:
+    row = observer.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE application_name = %s AND datname = current_database()",
+        (application,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def gone(observer: psycopg.Connection, application: str) -> bool:
+    """Whether every session of ``application`` has ended; a backend leaves
+    pg_stat_activity a moment after its client closed the connection."""
+    deadline = time.monotonic() + 5
+    while sessions(observer, application) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sessions(observer, application) == 0
+
+
+def test_application_engine_is_left_usable_undisposed_with_the_same_pool(
+    database_url: str, migrations: Path, observer: psycopg.Connection
+) -> None:
+    four_tables(migrations)
+    engine = app_engine(database_url)
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    most: list[int] = []
+
+    def progress(event: str, migration: Migration, index: int, total: int) -> None:
+        most.append(sessions(observer, "app"))
+
+    try:
+        with Migrator(engine, migrations, progress=progress) as migrator:
+            migrator.up()
+            migrator.down(steps=None)
+        assert engine.pool is pool
+        assert pool.checkedout() == 0
+        assert pool.checkedin() == 2  # lock and work connections, given back
+        assert sessions(observer, "app") == 2
+        assert max(most) == 2 and len(most) == 16
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM schema_migrations")).scalar() == 4
+    finally:
+        engine.dispose()
+
+
+def test_migrator_given_a_url_disposes_its_own_engine_on_close(
+    database_url: str, migrations: Path, observer: psycopg.Connection
+) -> None:
+    write(migrations, table_migration("0001", "a"))
+    during: list[int] = []
+
+    def progress(event: str, migration: Migration, index: int, total: int) -> None:
+        during.append(sessions(observer, "sqlmig"))
+
+    with Migrator(database_url, migrations, progress=progress) as migrator:
+        migrator.up()
+        assert sessions(observer, "sqlmig") >= 1
+    assert during == [2, 2]
+    assert gone(observer, "sqlmig")
+
+
+def test_migration_session_settings_are_reset_before_connections_go_back_to_the_pool(
+    database_url: str, migrations: Path
+) -> None:
+    seen = (
+        "INSERT INTO seen SELECT '{}', current_setting('lock_timeout'), "
+        "current_setting('statement_timeout');\n"
+    )
+    write(
+        migrations,
+        {
+            "0001_seen.up.sql": "CREATE TABLE seen (migration text, lock text, statement text);\n"
+            + seen.format("transactional"),
+            "0002_seen.up.sql": "-- sqlmig:no-transaction\n" + seen.format("no-transaction"),
+        },
+    )
+    engine = app_engine(database_url)
+
+    def pooled() -> list[tuple[object, ...]]:
+        """pid, lock_timeout, statement_timeout and autocommit of two pooled connections."""
+        with engine.connect() as first, engine.connect() as second:
+            return sorted(
+                (
+                    *c.exec_driver_sql(
+                        "SELECT pg_backend_pid(), current_setting('lock_timeout'), "
+                        "current_setting('statement_timeout')"
+                    ).one(),
+                    c.connection.dbapi_connection.autocommit,  # type: ignore[union-attr]
+                )
+                for c in (first, second)
+            )
+
+    try:
+        before = pooled()
+        assert [row[1:] for row in before] == [("0", "0", False), ("0", "0", False)]
+
+        Migrator(engine, migrations, migration_lock_timeout=1.5, statement_timeout=30).up()
+
+        assert query(engine, "SELECT * FROM seen ORDER BY migration DESC") == [
+            ("transactional", "1500ms", "30s"),
+            ("no-transaction", "1500ms", "30s"),
+        ]
+        assert pooled() == before  # the same sessions, back as they were
+    finally:
+        engine.dispose()
+
+
+def test_the_advisory_lock_is_held_during_the_run_and_free_afterwards(
+    engine: Engine, migrations: Path, observer: psycopg.Connection
+) -> None:
+    write(migrations, {**table_migration("0001", "a"), **table_migration("0002", "b")})
+    free: list[bool] = []
+
+    def progress(event: str, migration: Migration, index: int, total: int) -> None:
+        row = observer.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_ID,)).fetchone()
+        assert row is not None
+        free.append(bool(row[0]))
+        if row[0]:
+            observer.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
+
+    Migrator(engine, migrations, progress=progress).up()
+
+    assert free == [False, False, False, False]
+    row = observer.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_ID,)).fetchone()
+    assert row == (True,)
+
+
+def test_a_line_per_migration_with_its_duration_is_logged(
+    engine: Engine, migrations: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(
+        migrations,
+        {**table_migration("0001", "users"), **table_migration("0002", "orders")},
+    )
+    migrator = Migrator(engine, migrations)
+    with caplog.at_level(logging.INFO, logger="sqlmig"):
+        migrator.up()
+        migrator.down()
+
+    timed = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sqlmig" and re.fullmatch(r".* in \d+ ms", r.getMessage())
+    ]
+    assert [re.sub(r"\d+ ms", "N ms", m) for m in timed] == [
+        "applied 0001 users in N ms",
+        "applied 0002 orders in N ms",
+        "rolled back 0002 orders in N ms",
+    ]
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "sqlmig")

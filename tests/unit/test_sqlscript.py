@@ -1,0 +1,495 @@
+"""Splitting scripts into statements, and mapping positions back to lines.
+
+The property tests check the lexer against PostgreSQL's own parser (pglast wraps
+libpg_query), so "the way PostgreSQL does it" is tested, not assumed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pglast
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sqlmig.sqlscript import (
+    Statement,
+    excerpt,
+    find_meta_commands,
+    line_col,
+    server_position_to_offset,
+    split_statements,
+    transaction_control,
+    unterminated,
+)
+
+
+def sqls(script: str) -> list[str]:
+    return [s.sql for s in split_statements(script)]
+
+
+# --- where statements end -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT 'a;b'",
+        "SELECT 'it''s; fine'",
+        "SELECT 'a\\'",  # standard_conforming_strings: the backslash is a character
+        "SELECT E'\\';'",
+        "SELECT e'a\\\\'",
+        "SELECT E'it''s;'",
+        "SELECT E'a'\n  '\\';'",  # a continued E'' string keeps its escapes
+        "SELECT U&'d\\0061t\\+000061;'",
+        "SELECT B'1010', X'1F', N'na;me'",
+        'SELECT 1 AS "semi;""colon"',
+        'SELECT 1 AS U&"a;b"',
+        "SELECT $$a;b$$",
+        "SELECT $fn$ $$ ; $fn$",
+        "SELECT $a$ $b$; $a$",
+        "SELECT 1 /* c; /* nested; */ still; */ + 2",
+        "SELECT 1 -- not the end;\n + 1",
+        "SELECT 'é;ü' AS \"ñ;\"",
+    ],
+)
+def test_semicolon_inside_a_literal_or_comment_ends_nothing(statement: str) -> None:
+    assert sqls(f"{statement}; SELECT 2;") == [statement, "SELECT 2"]
+
+
+def test_a_backslash_outside_e_strings_escapes_nothing() -> None:
+    # xe'...' is an identifier followed by a plain string, not an escape string.
+    assert sqls("SELECT xe'\\'; SELECT 2") == ["SELECT xe'\\'", "SELECT 2"]
+    assert sqls("SELECT fee'x\\'; SELECT 2") == ["SELECT fee'x\\'", "SELECT 2"]
+
+
+def test_positional_parameter_is_not_a_dollar_quote() -> None:
+    assert sqls("PREPARE q AS SELECT $1::int; EXECUTE q(1)") == [
+        "PREPARE q AS SELECT $1::int",
+        "EXECUTE q(1)",
+    ]
+    assert sqls("SELECT $1$$;$$") == ["SELECT $1$$;$$"]
+
+
+def test_dollar_inside_an_identifier_is_not_a_dollar_quote() -> None:
+    assert sqls("SELECT a$b$ FROM t; SELECT 2") == ["SELECT a$b$ FROM t", "SELECT 2"]
+    assert sqls("SELECT x1$$ FROM t; SELECT 2") == ["SELECT x1$$ FROM t", "SELECT 2"]
+
+
+def test_dollar_quoted_plpgsql_body_keeps_its_semicolons() -> None:
+    function = (
+        "CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $body$\n"
+        "BEGIN\n"
+        "    NEW.updated_at := now();  -- stamp it;\n"
+        "    IF NEW.name = ';' THEN RAISE EXCEPTION 'no; %', $$;$$; END IF;\n"
+        "    RETURN NEW;\n"
+        "END;\n"
+        "$body$"
+    )
+    assert sqls(f"{function};\nSELECT 1;") == [function, "SELECT 1"]
+
+
+def test_begin_atomic_body_with_case_is_one_statement() -> None:
+    function = (
+        "CREATE FUNCTION sign_of(a int) RETURNS int LANGUAGE sql\n"
+        "BEGIN ATOMIC\n"
+        "  SELECT CASE WHEN a > 0 THEN 1 WHEN a < 0 THEN -1 ELSE 0 END;\n"
+        "  SELECT (CASE a WHEN 0 THEN 0 END);\n"
+        "END"
+    )
+    assert sqls(f"{function}; SELECT 2;") == [function, "SELECT 2"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END",
+        "create or replace function f() returns int language sql begin atomic select 1; end",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN -- why not\n/* c */ ATOMIC\n"
+        "SELECT 1; END",
+        # END right after a dollar quote is a keyword; after a$ it is an identifier.
+        "CREATE FUNCTION f() RETURNS text LANGUAGE sql BEGIN ATOMIC "
+        "SELECT CASE WHEN true THEN $$a$$end; END",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT a$end; END",
+    ],
+)
+def test_begin_atomic_forms(statement: str) -> None:
+    assert sqls(f"{statement};SELECT 2") == [statement, "SELECT 2"]
+
+
+def test_begin_is_only_a_body_in_create_function() -> None:
+    assert sqls('CREATE TABLE begin (atomic int); SELECT "end"; BEGIN; END;') == [
+        "CREATE TABLE begin (atomic int)",
+        'SELECT "end"',
+        "BEGIN",
+        "END",
+    ]
+
+
+def test_create_rule_actions_between_parentheses_are_one_statement() -> None:
+    rule = "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); DELETE FROM b)"
+    assert sqls(f"{rule}; SELECT 1") == [rule, "SELECT 1"]
+
+
+def test_create_index_concurrently_statements_are_sent_one_by_one() -> None:
+    script = (
+        "CREATE INDEX CONCURRENTLY i_a ON t (a);\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i_b ON t USING btree (lower(b));\n"
+        "SELECT 1;\n"
+    )
+    assert sqls(script) == [
+        "CREATE INDEX CONCURRENTLY i_a ON t (a)",
+        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i_b ON t USING btree (lower(b))",
+        "SELECT 1",
+    ]
+
+
+def test_goose_annotations_are_just_comments() -> None:
+    script = (
+        "-- +goose Up\n"
+        "-- +goose StatementBegin\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;\n"
+        "-- +goose StatementEnd\n"
+    )
+    [statement] = split_statements(script)
+    assert statement.sql == "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$"
+    assert statement.start == script.index("CREATE")
+
+
+def test_comments_and_whitespace_around_a_statement_are_not_part_of_it() -> None:
+    script = "/* lead; */ -- more\n  SELECT 1 /* tail */ -- tail;\n ;\nSELECT 2 -- last"
+    assert sqls(script) == ["SELECT 1", "SELECT 2"]
+
+
+def test_last_statement_needs_no_semicolon() -> None:
+    assert sqls("SELECT 1;\nSELECT 2\n") == ["SELECT 1", "SELECT 2"]
+
+
+def test_empty_statements_are_dropped() -> None:
+    assert sqls(";; -- only a comment\n ; /* and this */ ;SELECT 1;;") == ["SELECT 1"]
+    assert sqls("") == []
+    assert sqls("  \n-- nothing\n") == []
+
+
+def test_statement_start_and_end_locate_it_in_the_script() -> None:
+    script = "-- x\nSELECT 'é';\r\n  /* y */ UPDATE t SET a = 1 ;\tSELECT 3"
+    statements = split_statements(script)
+    assert [script[s.start : s.end] for s in statements] == [s.sql for s in statements]
+    assert [s.start for s in statements] == [5, 28, 49]
+    assert statements[1] == Statement("UPDATE t SET a = 1", 28)
+    assert statements[1].end == 46
+
+
+# --- unterminated literals and comments ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("SELECT 1; SELECT 'abc;", ("quoted string", 17)),
+        ("SELECT 1; SELECT 'it''s", ("quoted string", 17)),
+        ("SELECT 1; SELECT E'abc\\';", ("escape string", 17)),
+        ('SELECT 1; SELECT "abc;', ("quoted identifier", 17)),
+        ("SELECT 1; SELECT $fn$ abc; $fn", ("dollar-quoted string $fn$", 17)),
+        ("SELECT 1; SELECT $$ abc;", ("dollar-quoted string $$", 17)),
+        ("SELECT 1; SELECT /* a /* b */ c;", ("block comment", 17)),
+    ],
+)
+def test_unterminated_names_what_is_open_and_where(script: str, expected: tuple[str, int]) -> None:
+    assert unterminated(script) == expected
+    # The rest of the script stays in the last statement, for the server to reject.
+    assert sqls(script) == ["SELECT 1", script[10:]]
+
+
+def test_unterminated_comment_alone_is_still_a_statement() -> None:
+    assert sqls("SELECT 1; /* open") == ["SELECT 1", "/* open"]
+
+
+def test_complete_script_has_nothing_unterminated() -> None:
+    assert unterminated("SELECT 'a', \"b\", $$c$$, E'\\'' /* d */ -- e") is None
+
+
+# --- meta-commands and transaction control -----------------------------------------
+
+
+def test_meta_command_at_top_level_is_found() -> None:
+    script = "\\set ON_ERROR_STOP on\nSELECT 1;\r\n  \\i other.sql\rSELECT 2;\n"
+    assert find_meta_commands(script) == [1, 3]
+
+
+def test_backslash_lines_inside_literals_and_comments_are_not_meta_commands() -> None:
+    script = (
+        "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$\n"
+        "\\i not_me.sql\n"
+        "$$;\n"
+        "/*\n"
+        "  \\connect nope\n"
+        "*/\n"
+        "SELECT E'\n"
+        "\\n';\n"
+        "SELECT 1 \\gset\n"
+    )
+    assert find_meta_commands(script) == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("BEGIN", "BEGIN"),
+        ("begin work", "BEGIN"),
+        ("BEGIN ISOLATION LEVEL SERIALIZABLE", "BEGIN"),
+        ("START TRANSACTION", "START TRANSACTION"),
+        ("start\n  transaction read only", "START TRANSACTION"),
+        ("COMMIT", "COMMIT"),
+        ("commit and chain", "COMMIT"),
+        ("END", "END"),
+        ("end transaction", "END"),
+        ("ROLLBACK", "ROLLBACK"),
+        ("rollback work", "ROLLBACK"),
+        ("ABORT", "ABORT"),
+        ("COMMIT PREPARED 'gid'", "COMMIT PREPARED"),
+        ("rollback  prepared 'gid'", "ROLLBACK PREPARED"),
+        ("PREPARE TRANSACTION 'gid'", "PREPARE TRANSACTION"),
+        ("commit /* now */ prepared 'gid'", "COMMIT PREPARED"),
+    ],
+)
+def test_transaction_control_is_recognised(sql: str, expected: str) -> None:
+    assert transaction_control(Statement(sql, 0)) == expected
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ROLLBACK TO s",
+        "rollback to savepoint s",
+        "ROLLBACK WORK TO SAVEPOINT s",
+        "ROLLBACK TRANSACTION /* x */ TO s",
+        "SAVEPOINT s",
+        "RELEASE s",
+        "RELEASE SAVEPOINT s",
+        "BEGIN ATOMIC SELECT 1; END",
+        "PREPARE transaction AS SELECT 1",
+        "PREPARE transaction (int) AS SELECT $1",
+        "PREPARE q AS SELECT 1",
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "SELECT 'COMMIT'",
+        "COMMENT ON TABLE t IS 'x'",
+        "beginning",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
+        "DO $$ BEGIN COMMIT; END $$",
+    ],
+)
+def test_other_statements_are_not_transaction_control(sql: str) -> None:
+    assert transaction_control(Statement(sql, 0)) is None
+
+
+# --- positions -----------------------------------------------------------------
+
+
+def test_server_position_is_one_based() -> None:
+    assert server_position_to_offset(1) == 0
+    assert server_position_to_offset(42) == 41
+    with pytest.raises(ValueError):
+        server_position_to_offset(0)
+
+
+@pytest.mark.parametrize(
+    ("text", "offset", "expected"),
+    [
+        ("ab\ncd", 0, (1, 1)),
+        ("ab\ncd", 2, (1, 3)),  # the line break itself
+        ("ab\ncd", 3, (2, 1)),
+        ("ab\r\ncd", 2, (1, 3)),
+        ("ab\r\ncd", 3, (1, 4)),  # the '\n' of '\r\n' is on the line it ends
+        ("ab\r\ncd", 4, (2, 1)),
+        ("ab\rcd\ne", 3, (2, 1)),
+        ("ab\rcd\ne", 6, (3, 1)),
+        ("é\tx", 2, (1, 3)),  # characters, not bytes
+        ("ab\ncd", 5, (2, 3)),  # just after the end
+        ("ab\n", 3, (2, 1)),
+        ("", 0, (1, 1)),
+    ],
+)
+def test_line_col(text: str, offset: int, expected: tuple[int, int]) -> None:
+    assert line_col(text, offset) == expected
+
+
+def test_line_col_rejects_offsets_outside_the_text() -> None:
+    with pytest.raises(ValueError):
+        line_col("abc", 4)
+    with pytest.raises(ValueError):
+        line_col("abc", -1)
+
+
+def test_excerpt_shows_numbered_lines_and_a_caret() -> None:
+    text = "select 1;\nselec 2;\nselect 3;"
+    assert excerpt(text, 2, 1, first_line=10) == (
+        "  10 | select 1;\n  11 | selec 2;\n     | ^\n  12 | select 3;"
+    )
+
+
+def test_excerpt_keeps_the_caret_under_the_column_after_tabs() -> None:
+    text = "a\n\tx =\tbad\nb\n"
+    assert excerpt(text, 2, 6, context=0) == "  2 | \tx =\tbad\n    | \t   \t^"
+
+
+def test_excerpt_at_the_edges_of_the_text() -> None:
+    text = "one\r\ntwo\rthree\n\nfive"
+    assert excerpt(text, 1, 4, context=1) == "  1 | one\n    |    ^\n  2 | two"
+    assert excerpt(text, 5, 1, first_line=98) == ("  100 | three\n  101 |\n  102 | five\n      | ^")
+
+
+# --- properties ------------------------------------------------------------------
+
+# Valid statements PostgreSQL's parser accepts, each hiding a ';' or a trap.
+POOL = [
+    "SELECT 1",
+    "SELECT 'a;b'",
+    "SELECT 'it''s; fine', 'a\\'",
+    "SELECT E'\\';', e'\\\\'",
+    "SELECT E'a'\n'\\';'",
+    'SELECT 1 AS "semi;""colon", 2 AS U&"d;"',
+    "SELECT U&'d\\0061t;', B'1010', X'1F', N'na;me'",
+    "SELECT $$a;b$$, $fn$ $$ ; $fn$",
+    "SELECT 1 /* c; /* nested; */ still; */ + 2",
+    "SELECT 1 -- not the end;\n + 1",
+    "SELECT 'é;ü' AS \"ñ;\", $ü$;$ü$",
+    "SELECT a$b$ FROM t",
+    "SELECT xe'\\'",
+    "PREPARE q AS SELECT $1::int",
+    "CREATE INDEX CONCURRENTLY i ON t (c)",
+    "DO $$BEGIN RAISE NOTICE ';'; END$$",
+    "CREATE TABLE begin (atomic int, \"end\" text DEFAULT ';')",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$\n"
+    "BEGIN PERFORM 1; RETURN 2; END $body$",
+    "CREATE FUNCTION g(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC "
+    "SELECT CASE WHEN a > 0 THEN 1 ELSE 2 END; SELECT (CASE a WHEN 1 THEN 'x;' END); END",
+    "create or replace procedure p() language sql\n"
+    "begin /* c; */ atomic insert into t values (1); end",
+    "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); DELETE FROM b)",
+    "INSERT INTO t (a, b) VALUES (1, 'x;y'), (2, $$;$$)",
+    "SELECT '😀;' AS \"🎉;\", $😀$;$😀$, $a$$b$;$a$",
+    "CREATE FUNCTION h() RETURNS TABLE (a int) LANGUAGE sql BEGIN ATOMIC END",
+    "CREATE OR REPLACE RULE r AS ON UPDATE TO t DO INSTEAD (UPDATE a SET x = (1); NOTIFY c)",
+]
+# Random contents for literals, heavy on the characters that end or escape them.
+CONTENT = st.text(st.sampled_from("a;'\"$\\/*-\nEé"), max_size=12)
+
+
+@st.composite
+def literals(draw: st.DrawFn) -> str:
+    """One string, quoted identifier, dollar-quoted string or comment with random contents."""
+    text = draw(CONTENT)
+    kind = draw(st.sampled_from(["plain", "escape", "ident", "dollar", "comment"]))
+    if kind == "plain":
+        return "'" + text.replace("'", "''") + "'"
+    if kind == "escape":
+        escaped = text.replace("\\", "\\\\")
+        return "E'" + escaped.replace("'", draw(st.sampled_from(["''", "\\'"]))) + "'"
+    if kind == "ident":
+        return '1 AS "' + (text.replace('"', '""') or "x") + '"'
+    if kind == "dollar":
+        tag = draw(st.sampled_from(["", "q", "ü_1"]))
+        if f"${tag}$" in f"{text}$" or text.endswith("$"):
+            text = text.replace("$", "")
+        return f"${tag}${text}${tag}$"
+    text = text.replace("*", "")
+    return draw(st.sampled_from(["/* {} */ 1", "/* /* {} */ */ 1", "-- {}\n1"])).format(
+        text.replace("\n", " ")
+    )
+
+
+@st.composite
+def selects(draw: st.DrawFn) -> str:
+    return "SELECT " + ", ".join(draw(st.lists(literals(), min_size=1, max_size=4)))
+
+
+# What may come between statements (comments may also precede a ';').
+FILLER = st.sampled_from(
+    [" ", "\n", "\t", "\r\n", "-- c;\n", "/* x; */", "/* a /* b; */ c */", "-- +goose Up\n"]
+)
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
+    """A script, its statements, and what pglast should return for each."""
+    statements = draw(st.lists(st.sampled_from(POOL) | selects(), min_size=1, max_size=8))
+    parts = ["".join(draw(st.lists(FILLER, max_size=3)))]
+    pg_texts = []
+    for k, statement in enumerate(statements):
+        tail = "".join(draw(st.lists(FILLER, max_size=2)))
+        pg_texts.append((statement + tail).strip())  # pglast keeps comments before ';'
+        if k == len(statements) - 1 and draw(st.booleans()):
+            parts.append(statement + tail)  # a last statement without ';'
+        else:
+            between = "".join(draw(st.lists(FILLER | st.just(";"), max_size=3)))
+            parts.append(statement + tail + ";" + between)
+    return "".join(parts), statements, pg_texts
+
+
+@settings(max_examples=300)
+@given(scripts())
+def test_split_agrees_with_postgresql_parser(case: tuple[str, list[str], list[str]]) -> None:
+    script, expected, pg_texts = case
+    statements = split_statements(script)
+    slices = pglast.split(script, only_slices=True)
+    assert [script[s] for s in slices] == pg_texts
+    assert [s.sql for s in statements] == expected
+    assert [s.start for s in statements] == [s.start for s in slices]
+    assert unterminated(script) is None
+
+
+def _check_invariants(script: str) -> None:
+    statements = split_statements(script)
+    previous_end = 0
+    for statement in statements:
+        assert script[statement.start : statement.end] == statement.sql
+        assert statement.start >= previous_end
+        assert statement.sql
+        assert statement.sql == statement.sql.lstrip(" \t\n\r\f\v")
+        previous_end = statement.end
+    if statements and unterminated(script) is None:
+        assert statements[-1].sql == statements[-1].sql.rstrip(" \t\n\r\f\v")
+
+
+@given(scripts())
+def test_statements_are_slices_in_order(case: tuple[str, list[str], list[str]]) -> None:
+    _check_invariants(case[0])
+
+
+SQLISH = st.text(st.sampled_from("ab$1Ee'\"-/*;\\()\n\r \tU&é"), max_size=60)
+
+
+@settings(max_examples=500)
+@given(st.one_of(st.text(), SQLISH))
+def test_any_text_splits_without_error(text: str) -> None:
+    _check_invariants(text)
+    unterminated(text)
+    find_meta_commands(text)
+
+
+def _naive_line_col(text: str, offset: int) -> tuple[int, int]:
+    lines = re.split(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)", text)  # each keeps its break
+    start = 0
+    for number, piece in enumerate(lines, 1):
+        if offset < start + len(piece) or number == len(lines):
+            return number, offset - start + 1
+        start += len(piece)
+    raise AssertionError("unreachable")
+
+
+@given(st.text(st.sampled_from("ab\r\n\té"), max_size=30), st.data())
+def test_line_col_agrees_with_a_naive_count(text: str, data: st.DataObject) -> None:
+    offset = data.draw(st.integers(0, len(text)))
+    assert line_col(text, offset) == _naive_line_col(text, offset)
+
+
+@given(st.text(st.sampled_from("ab\r\n\t"), max_size=30), st.data())
+def test_excerpt_shows_the_caret_under_the_offset(text: str, data: st.DataObject) -> None:
+    offset = data.draw(st.integers(0, len(text)))
+    line, column = line_col(text, offset)
+    shown = excerpt(text, line, column, context=0).split("\n")
+    source, caret = shown[0], shown[1]
+    assert re.fullmatch(rf"  {line} \|( .*)?", source)
+    assert caret.index("^") - len(f"  {line} | ") == column - 1

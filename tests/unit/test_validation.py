@@ -1,0 +1,225 @@
+"""Checks on the SQL of every script before anything runs: open literals, transaction control."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sqlmig.errors import FileProblem, MigrationFileError
+from sqlmig.source import load_migrations
+from sqlmig.validation import check_scripts
+
+NO_TRANSACTION = "-- sqlmig:no-transaction\n"
+
+
+def problems(directory: Path, files: dict[str, str]) -> list[FileProblem]:
+    """Write the files, load them, and return what check_scripts refuses (empty if none)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (directory / name).write_text(content, encoding="utf-8")
+    migrations = load_migrations(directory)
+    try:
+        check_scripts(migrations)
+    except MigrationFileError as exc:
+        return exc.problems
+    return []
+
+
+def control(keyword: str) -> str:
+    return (
+        f"{keyword} inside a migration that sqlmig runs in its own transaction would end "
+        "that transaction half-way; remove it (sqlmig commits for you), or add "
+        "`-- sqlmig:no-transaction` to manage transactions yourself"
+    )
+
+
+# --- unterminated literals and comments --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("opening", "what"),
+    [
+        ("'unfinished", "quoted string"),
+        ("E'it\\'s", "escape string"),
+        ('"unfinished', "quoted identifier"),
+        ("$body$ BEGIN", "dollar-quoted string $body$"),
+        ("$$ BEGIN", "dollar-quoted string $$"),
+        ("/* open /* nested */", "block comment"),
+    ],
+)
+def test_an_unterminated_literal_is_refused_at_the_line_where_it_opens(
+    tmp_path: Path, opening: str, what: str
+) -> None:
+    sql = f"CREATE TABLE a (id int);\n-- a comment\nSELECT {opening}\n;\nSELECT 2;\n"
+
+    found = problems(tmp_path, {"0001_a.up.sql": sql})
+
+    assert found == [
+        FileProblem(
+            str(tmp_path / "0001_a.up.sql"),
+            f"unterminated {what}: it opens here and never closes",
+            3,
+        )
+    ]
+    assert str(found[0]).startswith(f"{tmp_path / '0001_a.up.sql'}:3: unterminated {what}")
+
+
+def test_an_unterminated_literal_in_a_single_file_is_located_in_the_whole_file(
+    tmp_path: Path,
+) -> None:
+    sql = (
+        "-- A dbmate migration.\n"
+        "\n"
+        "-- migrate:up\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $fn$\n"
+        "  SELECT 1;\n"
+        "-- migrate:down\n"
+        "DROP FUNCTION f;\n"
+        "SELECT 'open\n"
+    )
+
+    found = problems(tmp_path, {"0001_f.sql": sql})
+
+    assert [(p.line, p.problem) for p in found] == [
+        (4, "unterminated dollar-quoted string $fn$: it opens here and never closes"),
+        (8, "unterminated quoted string: it opens here and never closes"),
+    ]
+
+
+def test_closed_literals_full_of_quotes_and_semicolons_are_fine(tmp_path: Path) -> None:
+    sql = (
+        "SELECT 'it''s; fine', E'\\'; ok', \"odd \"\" name;\", $$ ' $$, $t$ $$ ' $t$;\n"
+        "/* a /* nested */ ' comment */ -- and a ' line comment\n"
+        "SELECT 1;\n"
+    )
+    assert problems(tmp_path, {"0001_a.up.sql": sql}) == []
+
+
+# --- transaction control ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statement", "keyword"),
+    [
+        ("COMMIT", "COMMIT"),
+        ("commit work", "COMMIT"),
+        ("ROLLBACK", "ROLLBACK"),
+        ("rollback transaction", "ROLLBACK"),
+        ("BEGIN", "BEGIN"),
+        ("begin isolation level serializable", "BEGIN"),
+        ("START TRANSACTION", "START TRANSACTION"),
+        ("END", "END"),
+        ("ABORT", "ABORT"),
+        ("COMMIT PREPARED 'x'", "COMMIT PREPARED"),
+        ("PREPARE TRANSACTION 'x'", "PREPARE TRANSACTION"),
+        ("/* why */ Commit", "COMMIT"),
+    ],
+)
+def test_transaction_control_is_refused_in_a_transactional_script(
+    tmp_path: Path, statement: str, keyword: str
+) -> None:
+    sql = f"CREATE TABLE a (id int);\n\n  {statement};\nCREATE TABLE b (id int);\n"
+
+    found = problems(tmp_path, {"0001_a.up.sql": sql})
+
+    assert found == [FileProblem(str(tmp_path / "0001_a.up.sql"), control(keyword), 3)]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["COMMIT", "ROLLBACK", "BEGIN", "END", "START TRANSACTION", "ABORT"],
+)
+def test_transaction_control_is_allowed_in_a_no_transaction_script(
+    tmp_path: Path, statement: str
+) -> None:
+    sql = f"{NO_TRANSACTION}BEGIN;\nCREATE TABLE a (id int);\n{statement};\n"
+    assert problems(tmp_path, {"0001_a.up.sql": sql}) == []
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        pytest.param(
+            {"0001_a.sql": "-- migrate:up transaction:false\nBEGIN;\nCOMMIT;\n"}, id="dbmate"
+        ),
+        pytest.param(
+            {"0001_a.sql": "-- +goose NO TRANSACTION\n-- +goose Up\nBEGIN;\nCOMMIT;\n"},
+            id="goose",
+        ),
+    ],
+)
+def test_transaction_control_is_allowed_in_dbmate_and_goose_no_transaction_forms(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    assert problems(tmp_path, files) == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SAVEPOINT before_insert",
+        "RELEASE SAVEPOINT before_insert",
+        "RELEASE before_insert",
+        "ROLLBACK TO SAVEPOINT before_insert",
+        "ROLLBACK TO before_insert",
+        "rollback work to savepoint before_insert",
+        "PREPARE transaction AS SELECT 1",
+        "PREPARE transaction (int) AS SELECT $1",
+    ],
+)
+def test_savepoints_and_lookalikes_are_allowed_in_a_transactional_script(
+    tmp_path: Path, statement: str
+) -> None:
+    sql = f"SAVEPOINT before_insert;\n{statement};\n"
+    assert problems(tmp_path, {"0001_a.up.sql": sql}) == []
+
+
+def test_begin_and_end_inside_function_bodies_are_not_transaction_control(
+    tmp_path: Path,
+) -> None:
+    sql = (
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\n"
+        "BEGIN\n  RETURN 1;\nEND;\n$$;\n"
+        "CREATE FUNCTION g() RETURNS int LANGUAGE sql\n"
+        "BEGIN ATOMIC\n  SELECT CASE WHEN true THEN 1 END;\nEND;\n"
+        "DO $$ BEGIN PERFORM 1; END $$;\n"
+        "-- COMMIT in a comment\n"
+        "SELECT 'COMMIT; ROLLBACK';\n"
+    )
+    assert problems(tmp_path, {"0001_a.up.sql": sql}) == []
+
+
+def test_down_scripts_are_checked_and_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        {
+            "0001_a.up.sql": "CREATE TABLE a (id int);\nCOMMIT;\n",
+            "0001_a.down.sql": "DROP TABLE a;\nROLLBACK;\n",
+            "0002_b.sql": "-- migrate:up\nCREATE TABLE b (id int);\n"
+            "-- migrate:down\nBEGIN;\nDROP TABLE b;\nSELECT 'x\n",
+        },
+    )
+
+    assert [
+        (Path(p.path).name, p.line, p.problem.split(":")[0].split(" inside")[0]) for p in found
+    ] == [
+        ("0001_a.up.sql", 2, "COMMIT"),
+        ("0001_a.down.sql", 2, "ROLLBACK"),
+        ("0002_b.sql", 6, "unterminated quoted string"),
+        ("0002_b.sql", 4, "BEGIN"),
+    ]
+
+
+def test_the_error_message_names_every_file_and_line(tmp_path: Path) -> None:
+    directory = tmp_path / "m"
+    directory.mkdir()
+    (directory / "0001_a.up.sql").write_text("COMMIT;\n", encoding="utf-8")
+
+    with pytest.raises(MigrationFileError) as caught:
+        check_scripts(load_migrations(directory))
+
+    assert str(caught.value) == (
+        "1 problem in the migration files; nothing was run. Fix the files and run again:\n"
+        f"  {directory / '0001_a.up.sql'}:1: {control('COMMIT')}"
+    )
