@@ -1,0 +1,5 @@
+"""``python -m sqlmig``."""
+
+from sqlmig.cli import entry
+
+entry()

@@ -1,0 +1,615 @@
+"""The ``sqlmig`` command: a thin layer that parses options, calls the library, renders.
+
+SQLAlchemy and psycopg are imported inside the commands that need a database, so
+``sqlmig --help`` and ``sqlmig --version`` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from sqlmig import __version__
+from sqlmig.errors import SqlmigError, UsageError
+
+if TYPE_CHECKING:
+    from sqlmig.config import Settings
+    from sqlmig.migrator import Migrator, RunResult
+    from sqlmig.source import Migration
+
+EXIT_CODES = """\
+Exit codes: 0 success; 1 a migration or a check failed; 2 usage or configuration
+error; 3 the migration lock was not acquired within --lock-timeout; 4 the database
+could not be reached; 130 interrupted.
+"""
+
+app = typer.Typer(
+    name="sqlmig",
+    help="Raw-SQL schema migrations for PostgreSQL.\n\n" + EXIT_CODES,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@dataclass
+class Cli:
+    """What the global options said; settings are resolved when a command needs them."""
+
+    given: dict[str, Any]
+    config: Path | None
+    format: Format
+    verbose: bool
+    quiet: bool
+    color: bool
+    command: str = ""
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def json(self) -> bool:
+        return self.format is Format.json
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from sqlmig.config import environment, resolve
+
+            self._settings = resolve(self.given, environment(), Path.cwd(), self.config)
+        return self._settings
+
+    def url(self) -> str:
+        settings = self.settings()
+        url = settings.database_url
+        if not url and settings.database_url_env:
+            raise UsageError(
+                f"{settings.config_file} says the database URL is in "
+                f"${settings.database_url_env}, but it is not set"
+            )
+        if not url:
+            raise UsageError(
+                "no database URL: pass --database-url, set SQLMIG_DATABASE_URL or "
+                "DATABASE_URL, or name the variable that holds it with database_url_env "
+                "in sqlmig.toml"
+            )
+        return url
+
+    def migrator(self, **options: Any) -> Migrator:
+        from sqlmig.migrator import Migrator
+
+        s = self.settings()
+        return Migrator(
+            self.url(),
+            s.dir,
+            table=s.table,
+            schema=s.schema,
+            lock_timeout=s.lock_timeout,
+            statement_timeout=s.statement_timeout,
+            migration_lock_timeout=s.migration_lock_timeout,
+            on_lock_wait=self._waiting,
+            progress=None if self.quiet else Reporter(self.color),
+            **options,
+        )
+
+    def _waiting(self, holder: str | None) -> None:
+        if self.settings().lock_timeout <= 0:
+            return  # no wait: the error that follows names the holder
+        self.err(
+            f"waiting up to {self.settings().lock_timeout:g}s for the migration lock, "
+            f"held by {holder or 'another session'}"
+        )
+
+    def out(self, text: str) -> None:
+        """A result line on stdout (never in JSON mode, where stdout holds one document)."""
+        if not self.json and not self.quiet:
+            print(text, flush=True)
+
+    def err(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    def emit(self, document: dict[str, Any]) -> None:
+        from sqlmig.render import dump
+
+        dump(document, sys.stdout)
+
+
+class Reporter:
+    """A line per migration as it starts and finishes, on stderr; a bar on a terminal."""
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+        self.started = 0.0
+        self.bar: Any = None
+
+    def __call__(self, event: str, m: Migration, index: int, total: int) -> None:
+        if event == "start":
+            self.started = time.perf_counter()
+            if self.bar is None and total > 5 and sys.stderr.isatty():
+                self._start_bar(total)
+            self._line(f"[{index + 1}/{total}] {m.version} {m.name} ...")
+        else:
+            ms = int((time.perf_counter() - self.started) * 1000)
+            self._line(f"[{index + 1}/{total}] {m.version} {m.name} done in {ms} ms")
+            if self.bar is not None:
+                self.bar.advance(self.task)
+                if index + 1 == total:
+                    self.bar.stop()
+                    self.bar = None
+
+    def _start_bar(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        console = Console(file=sys.stderr, no_color=not self.color)
+        self.bar = Progress(console=console, transient=True)
+        self.task = self.bar.add_task("migrating", total=total)
+        self.bar.start()
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+def _state(ctx: typer.Context) -> Cli:
+    cli: Cli = ctx.ensure_object(Cli) if ctx.obj is None else ctx.obj
+    cli.command = ctx.info_name or ""
+    return cli
+
+
+def run(ctx: typer.Context, body: Callable[[Cli], int | None]) -> NoReturn:
+    """Run a command: errors become one clear message and their exit code."""
+    cli = _state(ctx)
+    _terminate_as_interrupt()
+    try:
+        code = body(cli) or 0
+    except SqlmigError as exc:
+        _fail(cli, exc)
+    except KeyboardInterrupt:
+        cli.err(
+            "interrupted: the migration in progress was rolled back if it ran in a "
+            "transaction, and the lock was released. Run `sqlmig status` to see the "
+            "state."
+        )
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        _fail(cli, _unexpected(cli, exc))
+    raise typer.Exit(code)
+
+
+def _unexpected(cli: Cli, exc: Exception) -> SqlmigError:
+    """A driver error that escaped the library: classify what we can, scrub the rest."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from sqlmig.database import classify, parse_url, scrub
+
+    try:
+        url = parse_url(cli.url())
+    except SqlmigError:  # no URL, or a bad one: this error is about something else
+        url = None
+    if isinstance(exc, OperationalError) and url is not None:
+        return classify(exc.orig or exc, url)
+    text = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc)
+    error = SqlmigError(
+        f"unexpected {type(exc).__name__}: {scrub(text, url.password if url else None)}"
+        " (run with --verbose for the traceback)"
+    )
+    error.__cause__ = exc
+    return error
+
+
+def _fail(cli: Cli, exc: SqlmigError) -> NoReturn:
+    if cli.verbose:
+        import traceback
+
+        password = _password(cli)
+        text = "".join(traceback.format_exception(exc))
+        print(text.replace(password, "***") if password else text, file=sys.stderr)
+    if cli.json:
+        from sqlmig.render import error_json
+
+        cli.emit(error_json(cli.command, exc))
+    print(f"error: {exc}", file=sys.stderr, flush=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _password(cli: Cli) -> str | None:
+    try:
+        url = cli.settings().database_url
+    except SqlmigError:
+        return None
+    if not url:
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        return None
+    return str(password) if password else None
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a deploy timing out, a pod stopping) unwinds like Ctrl-C: the current
+    transaction rolls back and the lock is released on the way out."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"sqlmig {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL URL (else $SQLMIG_DATABASE_URL, else $DATABASE_URL).",
+            show_default=False,
+        ),
+    ] = None,
+    dir: Annotated[
+        str | None,
+        typer.Option(
+            "--dir",
+            help="Migrations directory (else $SQLMIG_DIR, else 'migrations').",
+            show_default=False,
+        ),
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Tracking table name.", show_default=False)
+    ] = None,
+    schema: Annotated[str | None, typer.Option(help="Schema of the tracking table.")] = None,
+    lock_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for the migration lock (default 60; 0 fails at "
+            "once when it is held).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
+    statement_timeout: Annotated[
+        float | None, typer.Option(help="Seconds any one migration statement may run.", min=0)
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Config file (else sqlmig.toml or pyproject.toml [tool.sqlmig], here or above)."
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Tracebacks and debug logs.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours.")] = False,
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    ctx.obj = Cli(
+        given={
+            "database_url": database_url,
+            "dir": dir,
+            "table": table,
+            "schema": schema,
+            "lock_timeout": lock_timeout,
+            "statement_timeout": statement_timeout,
+        },
+        config=config,
+        format=format,
+        verbose=verbose,
+        quiet=quiet,
+        color=color,
+    )
+    if verbose:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger = logging.getLogger("sqlmig")
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+
+        # Run in-process (tests, an application calling app()), a handler left behind
+        # would write to a stream that is gone and repeat every line on the next call.
+        def restore() -> None:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+        ctx.call_on_close(restore)
+
+
+def _report_run(cli: Cli, command: str, result: RunResult) -> int:
+    from sqlmig.render import run_json, summary
+
+    if cli.json:
+        cli.emit(run_json(command, result))
+    else:
+        cli.out(summary(command, result))
+    return 0
+
+
+def _report_plan(cli: Cli, command: str, statements: list[str]) -> int:
+    if cli.json:
+        cli.emit({"ok": True, "command": command, "dry_run": True, "sql": statements})
+    else:
+        for sql in statements:
+            print(sql.rstrip().rstrip(";") + ";\n")
+        cli.err(f"dry run: {len(statements)} statements, nothing was changed")
+    return 0
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    to: Annotated[str | None, typer.Option("--to", help="Apply up to this version.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Apply at most N migrations.", min=0)] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the SQL, change nothing.")] = False,
+    allow_out_of_order: Annotated[
+        bool, typer.Option(help="Apply pending migrations older than the newest applied one.")
+    ] = False,
+    allow_drift: Annotated[bool, typer.Option(help="Run even when applied files changed.")] = False,
+) -> None:
+    """Apply pending migrations, in order."""
+
+    def body(cli: Cli) -> int:
+        with cli.migrator(allow_out_of_order=allow_out_of_order, allow_drift=allow_drift) as m:
+            if dry_run:
+                return _report_plan(cli, "up", m.plan("up", target=to, steps=steps))
+            return _report_run(cli, "up", m.up(target=to, steps=steps))
+
+    run(ctx, body)
+
+
+@app.command()
+def down(
+    ctx: typer.Context,
+    steps: Annotated[
+        int | None, typer.Option(help="Roll back N migrations (default 1).", min=0)
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Roll back everything above this version.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Roll back every applied migration.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the SQL, change nothing.")] = False,
+) -> None:
+    """Roll back applied migrations, newest first (one by default)."""
+
+    def body(cli: Cli) -> int:
+        if sum(x is not None and x is not False for x in (steps, to, all_)) > 1:
+            raise UsageError("give only one of --steps, --to and --all")
+        count = None if all_ else (steps if steps is not None else (None if to else 1))
+        if all_ and not yes and not dry_run:
+            if not sys.stdin.isatty():
+                raise UsageError("down --all rolls back every migration: pass --yes to confirm")
+            if not typer.confirm("Roll back every applied migration?", err=True):
+                raise UsageError("cancelled; nothing was rolled back")
+        with cli.migrator() as m:
+            if dry_run:
+                return _report_plan(cli, "down", m.plan("down", target=to, steps=count))
+            return _report_run(cli, "down", m.down(steps=count, target=to))
+
+    run(ctx, body)
+
+
+@app.command()
+def redo(ctx: typer.Context) -> None:
+    """Roll back the newest migration and apply it again."""
+    run(ctx, lambda cli: _report_run(cli, "redo", _with(cli, lambda m: m.redo())))
+
+
+def _with(cli: Cli, action: Callable[[Migrator], Any]) -> Any:
+    with cli.migrator() as m:
+        return action(m)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            "--exit-code", help="Exit 1 when anything is pending, failed, changed or missing."
+        ),
+    ] = False,
+) -> None:
+    """Every migration and its state. Takes no lock."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.render import status_json, status_table
+
+        states = _with(cli, lambda m: m.status())
+        if cli.json:
+            cli.emit(status_json(states))
+        elif not cli.quiet:
+            status_table(states, sys.stdout, cli.color)
+        unsettled = [s for s in states if s.state.value not in ("applied",)]
+        return 1 if exit_code and unsettled else 0
+
+    run(ctx, body)
+
+
+@app.command()
+def validate(ctx: typer.Context) -> None:
+    """Check the files (no database needed) and, with a URL, drift against the database."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.migrator import validate_files
+
+        with_database = bool(cli.settings().database_url)
+        if with_database:
+            count = len(_with(cli, lambda m: m.validate()))
+        else:
+            count = len(validate_files(cli.settings().dir))
+        if cli.json:
+            cli.emit(
+                {
+                    "ok": True,
+                    "command": "validate",
+                    "migrations": count,
+                    "checked_database": with_database,
+                }
+            )
+        else:
+            where = " and match the database" if with_database else ""
+            cli.out(f"ok: {count} migrations are valid{where}")
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def history(ctx: typer.Context) -> None:
+    """The tracking table's rows, newest first."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.render import history_json, history_table
+
+        rows = _with(cli, lambda m: m.history())
+        if cli.json:
+            cli.emit(history_json(rows))
+        elif not cli.quiet:
+            history_table(rows, sys.stdout, cli.color)
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def baseline(
+    ctx: typer.Context, version: Annotated[str, typer.Argument(help="Last version to record.")]
+) -> None:
+    """Record every migration up to VERSION as applied without running it."""
+
+    def body(cli: Cli) -> int:
+        versions = _with(cli, lambda m: m.baseline(version))
+        if cli.json:
+            cli.emit({"ok": True, "command": "baseline", "versions": versions})
+        else:
+            cli.out(f"recorded {len(versions)} migrations as applied, up to {version}")
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def repair(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version whose row to repair.")],
+    applied: Annotated[bool, typer.Option("--applied", help="Its changes are complete.")] = False,
+    rolled_back: Annotated[
+        bool, typer.Option("--rolled-back", help="Its changes were undone.")
+    ] = False,
+    forget: Annotated[bool, typer.Option("--forget", help="Delete its row.")] = False,
+    checksum: Annotated[
+        bool,
+        typer.Option(
+            "--checksum", help="Record the file's current checksum after an intentional edit."
+        ),
+    ] = False,
+) -> None:
+    """Resolve a failed migration's row, or realign its checksum."""
+
+    def body(cli: Cli) -> int:
+        chosen = [
+            name
+            for name, on in (
+                ("applied", applied),
+                ("rolled_back", rolled_back),
+                ("forget", forget),
+                ("checksum", checksum),
+            )
+            if on
+        ]
+        if len(chosen) != 1:
+            raise UsageError("give exactly one of --applied, --rolled-back, --forget, --checksum")
+        outcome = _with(cli, lambda m: m.repair(version, chosen[0]))
+        if cli.json:
+            cli.emit({"ok": True, "command": "repair", "version": version, "result": outcome})
+        else:
+            cli.out(outcome)
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def new(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="What the migration does, e.g. add_users.")],
+    sequential: Annotated[
+        bool, typer.Option(help="Next sequence number instead of a UTC timestamp.")
+    ] = False,
+    single_file: Annotated[
+        bool, typer.Option(help="One file with -- migrate:up / -- migrate:down sections.")
+    ] = False,
+) -> None:
+    """Create a new migration (an up/down pair by default)."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.scaffold import new_migration
+
+        paths = new_migration(
+            cli.settings().dir, name, sequential=sequential, single_file=single_file
+        )
+        if cli.json:
+            cli.emit({"ok": True, "command": "new", "files": [str(p) for p in paths]})
+        else:
+            for path in paths:
+                cli.out(str(path))
+        return 0
+
+    run(ctx, body)
+
+
+# `sqlmig alembic ...` lives in the alembic_compat package (extra `sqlmig[alembic]`),
+# loaded only when typed so that `sqlmig --help` never imports Alembic or SQLAlchemy.
+@app.command(
+    "alembic",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def alembic(ctx: typer.Context) -> None:
+    """Import an Alembic history, adopt, draft and check (needs sqlmig[alembic])."""
+    try:
+        from alembic_compat.cli import dispatch
+    except ImportError:
+
+        def missing(cli: Cli) -> int:
+            raise UsageError("the alembic commands need Alembic: pip install 'sqlmig[alembic]'")
+
+        run(ctx, missing)
+    dispatch(ctx)
+
+
+def entry() -> None:
+    """Console script entry point."""
+    app()

@@ -1,0 +1,160 @@
+"""Settings for the command line: command line, then environment, then file, then defaults.
+
+The file is ``[tool.sqlmig]`` in ``pyproject.toml`` or a ``sqlmig.toml``, found in the
+current directory or above. It may name the environment variable that holds the URL
+(``database_url_env = "APP_DB_URL"``) so that no secret has to be written in it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sqlmig.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+# Keys a config file may set, with the type each must have.
+_FILE_KEYS: dict[str, tuple[type, ...]] = {
+    "database_url": (str,),
+    "database_url_env": (str,),
+    "dir": (str,),
+    "table": (str,),
+    "schema": (str,),
+    "lock_timeout": (int, float),
+    "statement_timeout": (int, float),
+    "migration_lock_timeout": (int, float),
+}
+
+# The largest statement_timeout or lock_timeout PostgreSQL accepts: 2**31 - 1 ms.
+_MAX_SERVER_TIMEOUT = 2147483.647
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know, resolved."""
+
+    database_url: str | None = None
+    dir: str = "migrations"
+    table: str = "schema_migrations"
+    schema: str | None = None
+    lock_timeout: float = 60.0
+    statement_timeout: float | None = None
+    migration_lock_timeout: float | None = None
+    # The variable the config file says holds the URL, for the message when it is unset.
+    database_url_env: str | None = None
+    config_file: Path | None = field(default=None, compare=False)
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest sqlmig.toml, or pyproject.toml with a [tool.sqlmig] table, at or above."""
+    for folder in (start, *start.parents):
+        candidate = folder / "sqlmig.toml"
+        if candidate.is_file():
+            return candidate
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and "sqlmig" in _read_toml(pyproject).get("tool", {}):
+            return pyproject
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
+    except OSError as exc:
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def read_file_settings(path: Path) -> dict[str, Any]:
+    """The sqlmig table of a config file, checked key by key."""
+    data = _read_toml(path)
+    table = data.get("tool", {}).get("sqlmig", {}) if path.name == "pyproject.toml" else data
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [tool.sqlmig] must be a table")
+    for key, value in table.items():
+        if key not in _FILE_KEYS:
+            raise UsageError(
+                f"{path}: unknown setting {key!r}; known settings: {', '.join(_FILE_KEYS)}"
+            )
+        kinds = _FILE_KEYS[key]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            expected = "a number" if float in kinds else "a string"
+            raise UsageError(f"{path}: setting {key!r} must be {expected}, not {value!r}")
+    return dict(table)
+
+
+def resolve(
+    given: Mapping[str, Any],
+    env: Mapping[str, str],
+    cwd: Path,
+    config_path: Path | None = None,
+) -> Settings:
+    """Merge the command line (``given``, None where not set), environment and file."""
+    path = config_path or find_config(cwd)
+    if config_path is not None and not config_path.is_file():
+        raise UsageError(f"config file {config_path} does not exist")
+    from_file = read_file_settings(path) if path else {}
+    if path is not None:
+        base = path.parent
+        if "dir" in from_file and not Path(from_file["dir"]).is_absolute():
+            from_file["dir"] = str(base / from_file["dir"])
+
+    from_env: dict[str, Any] = {}
+    url = env.get("SQLMIG_DATABASE_URL") or env.get("DATABASE_URL")
+    if url:
+        from_env["database_url"] = url
+    if env.get("SQLMIG_DIR"):
+        from_env["dir"] = env["SQLMIG_DIR"]
+    for key in ("table", "schema"):
+        if env.get(f"SQLMIG_{key.upper()}"):
+            from_env[key] = env[f"SQLMIG_{key.upper()}"]
+    for key in ("lock_timeout", "statement_timeout"):
+        raw = env.get(f"SQLMIG_{key.upper()}")
+        if raw:
+            from_env[key] = _number(f"SQLMIG_{key.upper()}", raw)
+
+    # An unset variable is only an error for a command that needs the URL (see
+    # sqlmig.cli): `new` and an offline `validate` work without it, and a URL on the
+    # command line or in the environment wins anyway.
+    url_env = from_file.get("database_url_env")
+    if url_env and "database_url" not in from_env and env.get(url_env):
+        from_file["database_url"] = env[url_env]
+
+    merged: dict[str, Any] = {}
+    for source in (from_file, from_env, {k: v for k, v in given.items() if v is not None}):
+        merged.update(source)
+    known = {f.name for f in fields(Settings)}
+    settings = Settings(**{k: v for k, v in merged.items() if k in known}, config_file=path)
+    for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout"):
+        value = getattr(settings, key)
+        if value is not None and value < 0:
+            raise UsageError(f"{key.replace('_', '-')} must be 0 or more, not {value}")
+        # These two become PostgreSQL settings in milliseconds, an int4 on the server.
+        if key != "lock_timeout" and value is not None and value > _MAX_SERVER_TIMEOUT:
+            raise UsageError(
+                f"{key.replace('_', '-')} must be at most {int(_MAX_SERVER_TIMEOUT)} seconds "
+                f"(PostgreSQL's limit), not {value:g}"
+            )
+    return settings
+
+
+def _number(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise UsageError(f"${name} must be a number of seconds, not {raw!r}") from None
+
+
+def environment() -> Mapping[str, str]:
+    return os.environ

@@ -1,0 +1,184 @@
+"""Rendering library results for people (rich tables) and for scripts (JSON).
+
+The JSON field names are a stable interface, documented in the README: add fields,
+never rename or remove them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from sqlmig.errors import MigrationError, SqlmigError
+
+if TYPE_CHECKING:
+    from sqlmig.migrator import MigrationResult, RunResult
+    from sqlmig.plan import MigrationStatus
+    from sqlmig.tracker import AppliedMigration
+
+_STATE_STYLE = {
+    "pending": "yellow",
+    "applied": "green",
+    "failed": "bold red",
+    "rolled_back": "cyan",
+    "changed": "bold magenta",
+    "missing": "bold red",
+}
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def result_json(result: MigrationResult) -> dict[str, Any]:
+    return {
+        "version": result.version,
+        "name": result.name,
+        "filename": result.filename,
+        "direction": result.direction,
+        "duration_ms": result.duration_ms,
+        "transactional": result.transactional,
+    }
+
+
+def run_json(command: str, run: RunResult) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command": command,
+        "migrations": [result_json(r) for r in run.migrations],
+        "lock_wait_s": round(run.lock_wait_s, 3),
+    }
+
+
+def status_json(states: Sequence[MigrationStatus]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s.state.value] = counts.get(s.state.value, 0) + 1
+    return {
+        "ok": True,
+        "command": "status",
+        "migrations": [
+            {
+                "version": s.version,
+                "name": s.name,
+                "filename": s.filename,
+                "state": s.state.value,
+                "applied_at": _time(s.applied_at),
+                "duration_ms": s.duration_ms,
+                "checksum": s.checksum,
+                "recorded_checksum": s.recorded_checksum,
+            }
+            for s in states
+        ],
+        "counts": counts,
+    }
+
+
+def history_json(rows: Sequence[AppliedMigration]) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command": "history",
+        "rows": [
+            {
+                "version": r.version,
+                "filename": r.filename,
+                "checksum": r.checksum,
+                "applied_at": _time(r.applied_at),
+                "duration_ms": r.duration_ms,
+                "status": r.status,
+            }
+            for r in rows
+        ],
+    }
+
+
+def error_json(command: str, exc: SqlmigError) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "exit_code": exc.exit_code,
+        "message": str(exc),
+    }
+    if isinstance(exc, MigrationError):
+        error.update(
+            version=exc.version,
+            file=exc.path,
+            line=exc.line,
+            column=exc.column,
+            sqlstate=exc.sqlstate,
+            server_message=exc.server_message,
+            detail=exc.detail,
+            hint=exc.hint,
+        )
+    problems = getattr(exc, "problems", None)
+    if problems:
+        error["problems"] = [str(p) for p in problems]
+    return {
+        "ok": False,
+        "command": command,
+        "error": error,
+        "migrations": [result_json(r) for r in exc.completed],
+    }
+
+
+def dump(document: dict[str, Any], out: IO[str]) -> None:
+    json.dump(document, out, indent=2)
+    out.write("\n")
+
+
+def status_table(states: Sequence[MigrationStatus], out: IO[str], color: bool) -> None:
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("version", "name", "state", "applied at", "ms"):
+        table.add_column(column, justify="right" if column == "ms" else "left")
+    for s in states:
+        style = _STATE_STYLE.get(s.state.value, "")
+        applied = s.applied_at.strftime("%Y-%m-%d %H:%M:%S %Z") if s.applied_at else ""
+        ms = "" if s.duration_ms is None else str(s.duration_ms)
+        table.add_row(s.version, s.name, f"[{style}]{s.state.value}[/]", applied, ms)
+    _console(out, color).print(table)
+
+
+def history_table(rows: Sequence[AppliedMigration], out: IO[str], color: bool) -> None:
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("applied at", "version", "filename", "status", "ms", "checksum"):
+        table.add_column(column, justify="right" if column == "ms" else "left")
+    for r in rows:
+        style = _STATE_STYLE.get(r.status, "")
+        table.add_row(
+            r.applied_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            r.version,
+            r.filename,
+            f"[{style}]{r.status}[/]",
+            str(r.duration_ms),
+            r.checksum[:19] + "…",
+        )
+    _console(out, color).print(table)
+
+
+def _console(out: IO[str], color: bool) -> Any:
+    from rich.console import Console
+
+    # A pipe or a log file has no width to fit: never wrap a row there.
+    width = None if out.isatty() else 240
+    return Console(file=out, no_color=not color, highlight=False, width=width)
+
+
+def summary(command: str, run: RunResult) -> str:
+    """One line for the end of a run."""
+    if not run.migrations:
+        return (
+            "nothing to do: the database is up to date"
+            if command == "up"
+            else ("nothing to roll back")
+        )
+    total = sum(r.duration_ms for r in run.migrations)
+    verb = {"up": "applied", "down": "rolled back", "redo": "redid"}.get(command, command)
+    count = len(run.migrations) if command != "redo" else len(run.migrations) // 2
+    noun = "migration" if count == 1 else "migrations"
+    waited = f", after waiting {run.lock_wait_s:.1f}s for the lock" if run.lock_wait_s else ""
+    return f"{verb} {count} {noun} in {total} ms{waited}"
