@@ -1,0 +1,171 @@
+"""Adopting a database Alembic migrated: its history recorded in sqlmig's table, nothing run.
+
+``alembic_version`` says which revision the database is at; the imported file whose
+header names that revision (see :mod:`alembic_compat.files`) says which sqlmig
+version that is. Every migration up to it is recorded as applied, with checksums
+from the files, in one transaction taken under sqlmig's advisory lock, so a
+concurrent ``sqlmig up`` either sees all of it or none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from os import PathLike
+
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, inspect, select
+from sqlalchemy.engine import URL
+from sqlalchemy.schema import DropTable
+
+from alembic_compat.engines import engine_for
+from alembic_compat.errors import AdoptError
+from alembic_compat.files import recorded_revision, revisions_of
+from sqlmig.locking import MIGRATION_LOCK_ID, advisory_lock
+from sqlmig.migrator import validate_files
+from sqlmig.source import Migration
+from sqlmig.tracker import DEFAULT_TABLE, RecordParams, Tracker
+
+log = logging.getLogger("sqlmig")
+
+ALEMBIC_VERSION_TABLE = "alembic_version"
+
+
+@dataclass(frozen=True)
+class AdoptResult:
+    """What adopting recorded."""
+
+    revision: str
+    versions: tuple[str, ...]
+    dropped_alembic_version: bool
+    lock_wait_s: float = 0.0
+
+
+def alembic_version_table(name: str = ALEMBIC_VERSION_TABLE, schema: str | None = None) -> Table:
+    """Alembic's version table, as Alembic defines it."""
+    return Table(name, MetaData(), Column("version_num", String(32), nullable=False), schema=schema)
+
+
+def adopt(
+    database: Engine | str | URL,
+    migrations_dir: str | PathLike[str],
+    *,
+    drop_alembic_version: bool = False,
+    table: str = DEFAULT_TABLE,
+    schema: str | None = None,
+    version_table: str = ALEMBIC_VERSION_TABLE,
+    version_table_schema: str | None = None,
+    lock_timeout: float = 60.0,
+    lock_id: int = MIGRATION_LOCK_ID,
+    on_lock_wait: Callable[[str | None], None] | None = None,
+) -> AdoptResult:
+    """Record every imported migration up to the database's Alembic revision as applied.
+
+    Runs no migration SQL. Everything happens in one transaction under the
+    migration lock: reading ``alembic_version``, creating sqlmig's tracking table
+    (``table`` in ``schema``) and its rows, and with ``drop_alembic_version`` dropping
+    Alembic's table. Refuses (AdoptError, nothing changed) when ``alembic_version`` is
+    missing, empty or has several rows, when its revision is in no imported file,
+    or when the tracking table already records migrations. ``on_lock_wait`` is called
+    with the holder's description when the lock is busy. An Engine passed in is used
+    as it is and never disposed.
+    """
+    migrations = validate_files(migrations_dir)
+    by_revision = revisions_of(migrations)
+    if not by_revision:
+        raise AdoptError(
+            f"no migration in {migrations_dir} records an Alembic revision",
+            "Import the Alembic history first: sqlmig alembic import --config alembic.ini",
+        )
+    with engine_for(database) as engine:
+        tracker = Tracker(engine, table=table, schema=schema)
+        versions_table = alembic_version_table(version_table, version_table_schema)
+        with advisory_lock(
+            engine, lock_id=lock_id, timeout=lock_timeout, on_wait=on_lock_wait
+        ) as lock:
+            with engine.connect() as conn:
+                rows = tracker.read(conn)
+                if rows:
+                    raise AdoptError(
+                        f"sqlmig's table {tracker.display_name} already records "
+                        f"{len(rows)} migrations",
+                        "Adopting is for a database that sqlmig has never migrated; see "
+                        "`sqlmig status`.",
+                        [f"{r.version} {r.filename}: {r.status}" for r in rows[:10]],
+                    )
+                with conn.begin():
+                    revision = _current_revision(conn, versions_table)
+                    target = by_revision.get(revision)
+                    if target is None:
+                        raise _unknown_revision(revision, migrations, migrations_dir)
+                    chosen = [m for m in migrations if m.number <= target.number]
+                    tracker.ensure_table(conn)
+                    for m in chosen:
+                        tracker.record_applied(
+                            RecordParams(m.version, m.filename, m.checksum, 0), conn
+                        )
+                    if drop_alembic_version:
+                        conn.execute(DropTable(versions_table))
+                    lock.ensure_held()
+            log.info(
+                "adopted Alembic revision %s: recorded %d migrations up to %s",
+                revision,
+                len(chosen),
+                target.version,
+            )
+            return AdoptResult(
+                revision=revision,
+                versions=tuple(m.version for m in chosen),
+                dropped_alembic_version=drop_alembic_version,
+                lock_wait_s=lock.waited,
+            )
+
+
+def _current_revision(conn: Connection, versions_table: Table) -> str:
+    """The one revision in ``alembic_version``; AdoptError for none or several."""
+    name = (
+        f"{versions_table.schema}.{versions_table.name}"
+        if versions_table.schema
+        else versions_table.name
+    )
+    if not inspect(conn).has_table(versions_table.name, schema=versions_table.schema):
+        raise AdoptError(
+            f"the database has no {name} table, so Alembic has not migrated it",
+            "For a database that Alembic never migrated, use `sqlmig up` (or "
+            "`sqlmig baseline VERSION` if its schema already exists).",
+        )
+    # FOR UPDATE: an `alembic upgrade` running meanwhile waits for this transaction,
+    # so the revision recorded is still the database's when it commits.
+    query = select(versions_table.c.version_num).with_for_update()
+    revisions = list(conn.execute(query).scalars())
+    if not revisions:
+        raise AdoptError(
+            f"{name} is empty: the database is at Alembic's base, no revision applied",
+            "Nothing is applied, so there is nothing to adopt: run `sqlmig up`.",
+        )
+    if len(revisions) > 1:
+        raise AdoptError(
+            f"{name} has {len(revisions)} rows: the database is at several Alembic heads",
+            "sqlmig's history is one line; bring the database to a single head with "
+            "Alembic first (alembic upgrade head), then adopt.",
+            sorted(revisions),
+        )
+    return str(revisions[0])
+
+
+def _unknown_revision(
+    revision: str, migrations: list[Migration], directory: str | PathLike[str]
+) -> AdoptError:
+    known = [
+        f"{m.version} {m.filename}: {r}"
+        for m in migrations
+        if (r := recorded_revision(m.up.sql)) is not None
+    ]
+    return AdoptError(
+        f"the database is at Alembic revision {revision}, which no migration in "
+        f"{directory} records (the newest imported ones are listed)",
+        "The files may predate that revision: import the history again from the "
+        "current Alembic project, or write the missing revisions by hand with the header "
+        f"'-- alembic revision: {revision} (down_revision: ...)'.",
+        known[-10:],
+    )

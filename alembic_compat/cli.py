@@ -1,0 +1,277 @@
+"""``sqlmig alembic ...``: a typer sub-app, a thin skin over the library functions.
+
+It shares sqlmig's global options (``--database-url``, ``--dir``, ``--table``,
+``--schema``, ``--lock-timeout``, ``--format json``...) through the root context's
+``Cli`` object, and sqlmig's ``run()`` turns errors into one message and their exit
+code. ``sqlmig.cli`` loads this module only when ``sqlmig alembic`` is typed, and
+this module imports Alembic only inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alembic_compat.errors import AlembicMissingError, require_alembic
+from sqlmig.cli import Cli, run
+
+if TYPE_CHECKING:
+    from alembic_compat.compare import Difference
+    from alembic_compat.history import ImportResult
+
+app = typer.Typer(
+    name="alembic",
+    help="Move from Alembic to plain-SQL migrations: import an Alembic history, adopt a "
+    "database Alembic migrated, draft a migration from the ORM models, check for drift.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+MetadataOption = Annotated[
+    str,
+    typer.Option(
+        "--metadata",
+        help="The models' MetaData as package.module:attribute (e.g. myapp.models:Base.metadata).",
+        show_default=False,
+    ),
+]
+
+
+def dispatch(ctx: typer.Context) -> None:
+    """Run ``sqlmig alembic ARGS...``: called by sqlmig's ``alembic`` command with its context.
+
+    Exits 2 with the install command when Alembic is missing.
+    """
+    try:
+        require_alembic()
+    except AlembicMissingError:
+
+        def fail(cli: Cli) -> int:
+            cli.command = "alembic"
+            raise AlembicMissingError()  # inside run(): sqlmig's message, JSON, exit code
+
+        run(ctx, fail)
+    command = typer.main.get_command(app)
+    root = ctx.parent or ctx
+    with command.make_context("alembic", list(ctx.args), parent=root) as sub:
+        command.invoke(sub)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The Alembic project's alembic.ini.")
+    ] = Path("alembic.ini"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory to write into (default: --dir).", show_default=False),
+    ] = None,
+    skip_unrenderable: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unrenderable",
+            help="Write the revisions that render and list the others to write by hand.",
+        ),
+    ] = False,
+) -> None:
+    """Render each revision of a linear Alembic history into an up/down pair of SQL files."""
+
+    def body(cli: Cli) -> int:
+        from alembic_compat.history import import_history
+
+        cli.command = "alembic import"
+        result = import_history(
+            config, out or cli.settings().dir, skip_unrenderable=skip_unrenderable
+        )
+        if cli.json:
+            cli.emit(_import_json(result))
+        else:
+            _report_import(cli, result)
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def adopt(
+    ctx: typer.Context,
+    drop_alembic_version: Annotated[
+        bool,
+        typer.Option(
+            "--drop-alembic-version", help="Drop Alembic's table in the same transaction."
+        ),
+    ] = False,
+) -> None:
+    """Record the imported migrations up to the database's Alembic revision as applied.
+
+    Runs no migration SQL; everything happens in one transaction under the lock.
+    """
+
+    def body(cli: Cli) -> int:
+        from alembic_compat.adopt import adopt as adopt_database
+
+        cli.command = "alembic adopt"
+        s = cli.settings()
+        result = adopt_database(
+            cli.url(),
+            s.dir,
+            drop_alembic_version=drop_alembic_version,
+            table=s.table,
+            schema=s.schema,
+            lock_timeout=s.lock_timeout,
+            on_lock_wait=lambda holder: cli.err(
+                f"waiting up to {s.lock_timeout:g}s for the migration lock, "
+                f"held by {holder or 'another session'}"
+            ),
+        )
+        if cli.json:
+            cli.emit(
+                {
+                    "ok": True,
+                    "command": cli.command,
+                    "revision": result.revision,
+                    "versions": list(result.versions),
+                    "dropped_alembic_version": result.dropped_alembic_version,
+                }
+            )
+        else:
+            last = result.versions[-1]
+            cli.out(
+                f"adopted Alembic revision {result.revision}: recorded {len(result.versions)} "
+                f"migrations as applied, up to {last}, without running them"
+            )
+            cli.out(
+                "dropped alembic_version"
+                if result.dropped_alembic_version
+                else "alembic_version was kept (drop it later with --drop-alembic-version)"
+            )
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def draft(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="What the migration does, e.g. add_nicknames.")],
+    metadata: MetadataOption,
+) -> None:
+    """Write a migration pair drafted from the differences between models and database."""
+
+    def body(cli: Cli) -> int:
+        from alembic_compat.compare import draft as draft_migration
+        from alembic_compat.metadata import load_metadata
+
+        cli.command = "alembic draft"
+        s = cli.settings()
+        models = load_metadata(metadata, search_path=Path.cwd())
+        paths = draft_migration(
+            name, models, cli.url(), s.dir, table=s.table, schema=s.schema, source=metadata
+        )
+        if cli.json:
+            cli.emit({"ok": True, "command": cli.command, "files": [str(p) for p in paths]})
+        elif not paths:
+            cli.out("no differences: the models match the database; nothing was written")
+        else:
+            for path in paths:
+                cli.out(str(path))
+            cli.err("review the draft before applying it with `sqlmig up`")
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def check(ctx: typer.Context, metadata: MetadataOption) -> None:
+    """List every difference between the models and the database; exit 1 when any."""
+
+    def body(cli: Cli) -> int:
+        from alembic_compat.compare import check as compare_models
+        from alembic_compat.metadata import load_metadata
+
+        cli.command = "alembic check"
+        s = cli.settings()
+        models = load_metadata(metadata, search_path=Path.cwd())
+        differences = compare_models(models, cli.url(), table=s.table, schema=s.schema)
+        if cli.json:
+            cli.emit(_check_json(cli.command, differences))
+        elif differences:
+            noun = "difference" if len(differences) == 1 else "differences"
+            cli.out(f"{len(differences)} {noun} between the models and the database:")
+            for difference in differences:
+                cli.out(f"  {difference.description}")
+        else:
+            cli.out("ok: the models match the database")
+        return 1 if differences else 0
+
+    run(ctx, body)
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+def _import_json(result: ImportResult) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command": "alembic import",
+        "directory": str(result.directory),
+        "migrations": [
+            {
+                "version": m.version,
+                "name": m.name,
+                "revision": m.revision,
+                "down_revision": m.down_revision,
+                "files": [str(f) for f in m.files],
+                "transactional": m.transactional,
+                "reversible": m.reversible,
+            }
+            for m in result.imported
+        ],
+        "unrenderable": [
+            {
+                "revision": f.revision,
+                "down_revision": f.down_revision,
+                "version": f.version,
+                "files": list(f.files),
+                "header": f.header,
+                "source": f.source,
+                "direction": f.direction,
+                "reason": f.reason,
+            }
+            for f in result.skipped
+        ],
+    }
+
+
+def _report_import(cli: Cli, result: ImportResult) -> None:
+    noun = "revision" if len(result.imported) == 1 else "revisions"
+    cli.out(f"imported {len(result.imported)} Alembic {noun} into {result.directory}:")
+    for m in result.imported:
+        notes = [] if m.reversible else ["no down: downgrade() is not implemented"]
+        if not m.transactional:
+            notes.append("no-transaction")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        cli.out(f"  {m.version} {m.name} <- {m.revision}{extra}")
+    if result.skipped:
+        cli.err(
+            f"{len(result.skipped)} revisions could not be rendered offline; write these "
+            "by hand, each starting with the header line shown:"
+        )
+        for f in result.skipped:
+            cli.err(f"  {f.revision} ({f.source}, {f.direction}()): {f.reason}")
+            cli.err(f"    write {result.directory / f.files[0]} and {f.files[1]}")
+            cli.err(f"    header: {f.header}")
+
+
+def _check_json(command: str, differences: list[Difference]) -> dict[str, Any]:
+    return {
+        "ok": not differences,
+        "command": command,
+        "in_sync": not differences,
+        "differences": [d.to_json() for d in differences],
+    }

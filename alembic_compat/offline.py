@@ -1,0 +1,95 @@
+"""Alembic's offline ("--sql") mode for PostgreSQL, as a source of SQL text.
+
+Both the import (revision functions) and the draft (autogenerate operations) run
+Alembic operations against a ``MigrationContext`` configured with ``as_sql=True``
+for the PostgreSQL dialect: no database is involved, and every statement Alembic
+would send is captured, one string per statement.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alembic.operations.ops import MigrateOperation
+    from alembic.runtime.migration import MigrationContext
+
+DIALECT = "postgresql"
+
+
+class StatementLog(io.StringIO):
+    """An output buffer that keeps each statement Alembic writes as its own string.
+
+    Alembic writes one statement per ``write`` call; splitting the joined text on
+    blank lines instead would cut a statement that contains one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.statements: list[str] = []
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self.statements.append(text.strip())
+        return len(text)
+
+
+def offline_context(log: StatementLog) -> MigrationContext:
+    """A MigrationContext that writes PostgreSQL SQL to ``log`` instead of running it.
+
+    ``literal_binds`` renders values inline, as ``alembic upgrade --sql`` does;
+    ``transactional_ddl`` makes an ``autocommit_block()`` show as COMMIT ... BEGIN,
+    which is how a revision that manages its own transactions is recognised.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(
+        dialect_name=DIALECT,
+        dialect_opts={"paramstyle": "named"},
+        opts={
+            "as_sql": True,
+            "output_buffer": log,
+            "literal_binds": True,
+            "transactional_ddl": True,
+        },
+    )
+
+
+def render_operations(
+    operations: Iterable[MigrateOperation],
+    *,
+    existing_enums: Iterable[tuple[str | None, str]] = (),
+) -> list[str]:
+    """The SQL of autogenerate operations (containers are walked), one string per statement.
+
+    ``existing_enums`` are (schema, name) of enum types the database already has, so
+    a CREATE TABLE that uses one does not create it again.
+    """
+    from alembic.operations import Operations
+    from alembic.operations.ops import OpContainer
+
+    log = StatementLog()
+    context = offline_context(log)
+    context.impl.memo.setdefault("pg_enum", set()).update(existing_enums)
+    runner = Operations(context)
+
+    def invoke(operation: MigrateOperation) -> None:
+        if isinstance(operation, OpContainer):
+            for child in operation.ops:
+                invoke(child)
+        else:
+            runner.invoke(operation)
+
+    for operation in operations:
+        invoke(operation)
+    return [tidy(s) for s in log.statements]
+
+
+def tidy(statement: str) -> str:
+    """SQLAlchemy ends each line of a CREATE TABLE with ", " before the line break;
+    trailing spaces are stripped by editors and hooks, which would change the checksum."""
+    if statement.upper().startswith("CREATE TABLE"):
+        return statement.replace(", \n", ",\n")
+    return statement
