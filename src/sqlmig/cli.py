@@ -6,6 +6,7 @@ SQLAlchemy and psycopg are imported inside the commands that need a database, so
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -135,15 +136,18 @@ class Reporter:
         self.started = 0.0
         self.bar: Any = None
 
-    def __call__(self, event: str, m: Migration, index: int, total: int) -> None:
+    def __call__(self, event: str, m: Migration, index: int, total: int, direction: str) -> None:
+        step = f"[{index + 1}/{total}]"
         if event == "start":
             self.started = time.perf_counter()
             if self.bar is None and total > 5 and sys.stderr.isatty():
                 self._start_bar(total)
-            self._line(f"[{index + 1}/{total}] {m.version} {m.name} ...")
+            doing = "" if direction == "up" else "rolling back "
+            self._line(f"{step} {doing}{m.version} {m.name} ...")
         else:
             ms = int((time.perf_counter() - self.started) * 1000)
-            self._line(f"[{index + 1}/{total}] {m.version} {m.name} done in {ms} ms")
+            done = "done" if direction == "up" else "rolled back"
+            self._line(f"{step} {m.version} {m.name} {done} in {ms} ms")
             if self.bar is not None:
                 self.bar.advance(self.task)
                 if index + 1 == total:
@@ -610,6 +614,40 @@ def alembic(ctx: typer.Context) -> None:
     dispatch(ctx)
 
 
-def entry() -> None:
-    """Console script entry point."""
-    app()
+# click's base error, reached through typer's public API: typer vendors click from 0.29.
+_ClickException: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
+def entry(argv: list[str] | None = None) -> NoReturn:
+    """Console script entry point: a bad option is a usage error like any other, so with
+    ``--format json`` it too prints one JSON document on stdout."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = app(args=args, prog_name="sqlmig", standalone_mode=False)
+    except _ClickException as caught:
+        exc: Any = caught  # has exit_code, format_message() and show()
+        if _wants_json(args):
+            from sqlmig.render import error_json
+
+            error = UsageError(exc.format_message())
+            Cli({}, None, Format.json, False, False, False).emit(
+                error_json(_command_of(args), error)
+            )
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _wants_json(args: list[str]) -> bool:
+    return "--format=json" in args or ("--format", "json") in itertools.pairwise(args)
+
+
+def _command_of(args: list[str]) -> str:
+    """The command the arguments name, or "" when they name none."""
+    names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+    return next((a for a in args if a in names), "")

@@ -69,8 +69,9 @@ class RunResult:
     lock_wait_s: float = 0.0
 
 
-Progress = Callable[[str, Migration, int, int], None]
-"""Called with ("start" | "done", migration, index, total) around each migration."""
+Progress = Callable[[str, Migration, int, int, str], None]
+"""Called with ("start" | "done", migration, index, total, "up" | "down") around each
+migration."""
 
 
 class Migrator:
@@ -344,10 +345,10 @@ class Migrator:
             try:
                 lock.ensure_held()
                 if self.progress:
-                    self.progress("start", migration, index, total)
+                    self.progress("start", migration, index, total, plan.direction)
                 done.append(self._apply(work, migration, plan.direction, done))
                 if self.progress:
-                    self.progress("done", migration, index, total)
+                    self.progress("done", migration, index, total, plan.direction)
             except SqlmigError as exc:
                 exc.completed = tuple(done)
                 raise

@@ -84,7 +84,7 @@ def test_async_application_runs_migrations_through_run_sync(
     directory = write(tmp_path / "migrations", MIGRATIONS)
     observed: list[int] = []
 
-    def progress(event: str, migration: Migration, index: int, total: int) -> None:
+    def progress(event: str, migration: Migration, index: int, total: int, direction: str) -> None:
         with psycopg.connect(libpq(database_url), autocommit=True) as observer:
             row = observer.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'async-app'"

@@ -369,6 +369,11 @@ def test_redo_rolls_back_and_reapplies_the_newest(url: str, examples: Path, engi
 
     assert text_run.exit_code == 0
     assert text_run.stdout.startswith("redid 1 migration in ")
+    progress = text_run.stderr.splitlines()
+    assert progress[0] == f"[1/1] rolling back {VERSIONS[2]} {NAMES[2]} ..."
+    assert progress[1].startswith(f"[1/1] {VERSIONS[2]} {NAMES[2]} rolled back in ")
+    assert progress[2] == f"[1/1] {VERSIONS[2]} {NAMES[2]} ..."
+    assert progress[3].startswith(f"[1/1] {VERSIONS[2]} {NAMES[2]} done in ")
     doc = document(json_run.stdout)
     assert (doc["ok"], doc["command"]) == (True, "redo")
     assert [(m["version"], m["direction"]) for m in doc["migrations"]] == [

@@ -1168,7 +1168,7 @@ def test_application_engine_is_left_usable_undisposed_with_the_same_pool(
     assert isinstance(pool, QueuePool)
     most: list[int] = []
 
-    def progress(event: str, migration: Migration, index: int, total: int) -> None:
+    def progress(event: str, migration: Migration, index: int, total: int, direction: str) -> None:
         most.append(sessions(observer, "app"))
 
     try:
@@ -1192,7 +1192,7 @@ def test_migrator_given_a_url_disposes_its_own_engine_on_close(
     write(migrations, table_migration("0001", "a"))
     during: list[int] = []
 
-    def progress(event: str, migration: Migration, index: int, total: int) -> None:
+    def progress(event: str, migration: Migration, index: int, total: int, direction: str) -> None:
         during.append(sessions(observer, "sqlmig"))
 
     with Migrator(database_url, migrations, progress=progress) as migrator:
@@ -1254,7 +1254,7 @@ def test_the_advisory_lock_is_held_during_the_run_and_free_afterwards(
     write(migrations, {**table_migration("0001", "a"), **table_migration("0002", "b")})
     free: list[bool] = []
 
-    def progress(event: str, migration: Migration, index: int, total: int) -> None:
+    def progress(event: str, migration: Migration, index: int, total: int, direction: str) -> None:
         row = observer.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_ID,)).fetchone()
         assert row is not None
         free.append(bool(row[0]))

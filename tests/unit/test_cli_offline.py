@@ -213,6 +213,48 @@ def test_an_unknown_option_is_a_usage_error() -> None:
     assert "No such option: --force" in result.stderr
 
 
+def sqlmig_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a deploy script runs it."""
+    script = str(Path(sys.executable).parent / "sqlmig")
+    return subprocess.run([script, *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("args", "command", "message"),
+    [
+        (["--format", "json", "up", "--force"], "up", "No such option: --force"),
+        (["--format=json", "new"], "new", "Missing argument 'name'."),
+        (
+            ["--format", "json", "--lock-timeout", "soon", "up"],
+            "up",
+            "Invalid value for '--lock-timeout'",
+        ),
+        (["--format", "json"], "", "Missing command."),
+    ],
+)
+def test_a_parse_error_in_json_mode_is_one_error_document(
+    args: list[str], command: str, message: str
+) -> None:
+    done = sqlmig_process(*args)
+
+    assert done.returncode == 2
+    error = json.loads(done.stdout)
+    assert error["ok"] is False
+    assert error["command"] == command
+    assert error["error"]["type"] == "UsageError"
+    assert error["error"]["exit_code"] == 2
+    assert message in error["error"]["message"]
+    assert message in done.stderr  # the usage text still goes to the terminal
+
+
+def test_a_parse_error_in_text_mode_keeps_stdout_empty() -> None:
+    done = sqlmig_process("up", "--force")
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("Usage: sqlmig up [OPTIONS]")
+    assert done.stderr.endswith("Error: No such option: --force\n")
+
+
 def test_an_unknown_config_key_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "sqlmig.toml").write_text('database = "x"\n')
 
