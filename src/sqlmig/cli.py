@@ -10,8 +10,10 @@ import itertools
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from sqlmig import __version__
-from sqlmig.errors import SqlmigError, UsageError
+from sqlmig.errors import MigrationInterrupted, SqlmigError, UsageError
 
 if TYPE_CHECKING:
     from sqlmig.config import Settings
@@ -59,6 +61,7 @@ class Cli:
     quiet: bool
     color: bool
     command: str = ""
+    reporter: Reporter | None = None
     _settings: Settings | None = field(default=None, repr=False)
 
     @property
@@ -92,6 +95,7 @@ class Cli:
         from sqlmig.migrator import Migrator
 
         s = self.settings()
+        self.reporter = None if self.quiet else Reporter(self.color)
         return Migrator(
             self.url(),
             s.dir,
@@ -101,9 +105,17 @@ class Cli:
             statement_timeout=s.statement_timeout,
             migration_lock_timeout=s.migration_lock_timeout,
             on_lock_wait=self._waiting,
-            progress=None if self.quiet else Reporter(self.color),
+            progress=self.reporter,
             **options,
         )
+
+    def call(self, body: Callable[[Cli], int | None]) -> int:
+        """Run a command's body; a progress bar never outlives it, even on an error."""
+        try:
+            return body(self) or 0
+        finally:
+            if self.reporter is not None:
+                self.reporter.close()
 
     def _waiting(self, holder: str | None) -> None:
         if self.settings().lock_timeout <= 0:
@@ -151,8 +163,12 @@ class Reporter:
             if self.bar is not None:
                 self.bar.advance(self.task)
                 if index + 1 == total:
-                    self.bar.stop()
-                    self.bar = None
+                    self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
     def _start_bar(self, total: int) -> None:
         from rich.console import Console
@@ -179,20 +195,29 @@ def _state(ctx: typer.Context) -> Cli:
 def run(ctx: typer.Context, body: Callable[[Cli], int | None]) -> NoReturn:
     """Run a command: errors become one clear message and their exit code."""
     cli = _state(ctx)
-    _terminate_as_interrupt()
-    try:
-        code = body(cli) or 0
-    except SqlmigError as exc:
-        _fail(cli, exc)
-    except KeyboardInterrupt:
-        cli.err(
-            "interrupted: the migration in progress was rolled back if it ran in a "
-            "transaction, and the lock was released. Run `sqlmig status` to see the "
-            "state."
-        )
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        _fail(cli, _unexpected(cli, exc))
+    with _signals_as_interrupts():
+        try:
+            code = cli.call(body)
+        except SqlmigError as exc:
+            _fail(cli, exc)
+        except MigrationInterrupted as exc:  # says what state the run left
+            _fail(cli, exc)
+        except KeyboardInterrupt as exc:  # outside any run: nothing was in progress
+            name = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+            _fail(
+                cli,
+                MigrationInterrupted(
+                    f"interrupted{f' by {name}' if name else ''}; no migration was in "
+                    "progress. Run `sqlmig status` to see the state.",
+                    version=None,
+                    direction=None,
+                    outcome="between",
+                    transactional=None,
+                    signal=name,
+                ),
+            )
+        except Exception as exc:
+            _fail(cli, _unexpected(cli, exc))
     raise typer.Exit(code)
 
 
@@ -217,7 +242,7 @@ def _unexpected(cli: Cli, exc: Exception) -> SqlmigError:
     return error
 
 
-def _fail(cli: Cli, exc: SqlmigError) -> NoReturn:
+def _fail(cli: Cli, exc: SqlmigError | MigrationInterrupted) -> NoReturn:
     if cli.verbose:
         import traceback
 
@@ -227,9 +252,33 @@ def _fail(cli: Cli, exc: SqlmigError) -> NoReturn:
     if cli.json:
         from sqlmig.render import error_json
 
-        cli.emit(error_json(cli.command, exc))
+        cli.emit(
+            _interrupted_json(cli.command, exc)
+            if isinstance(exc, MigrationInterrupted)
+            else error_json(cli.command, exc)
+        )
     print(f"error: {exc}", file=sys.stderr, flush=True)
     raise typer.Exit(exc.exit_code)
+
+
+def _interrupted_json(command: str, exc: MigrationInterrupted) -> dict[str, Any]:
+    from sqlmig.render import result_json
+
+    return {
+        "ok": False,
+        "command": command,
+        "error": {
+            "type": type(exc).__name__,
+            "exit_code": exc.exit_code,
+            "message": str(exc),
+            "version": exc.version,
+            "direction": exc.direction,
+            "outcome": exc.outcome,
+            "transactional": exc.transactional,
+            "signal": exc.signal,
+        },
+        "migrations": [result_json(r) for r in exc.completed],
+    }
 
 
 def _password(cli: Cli) -> str | None:
@@ -239,24 +288,46 @@ def _password(cli: Cli) -> str | None:
         return None
     if not url:
         return None
-    from sqlalchemy.engine import make_url
+    from sqlmig.database import parse_url
 
+    # A URL sqlmig refuses is only ever shown masked; what SQLAlchemy would take for
+    # its password ("p" of u:p@ss@host) must not be starred out all over the traceback.
     try:
-        password = make_url(url).password
-    except Exception:
+        password = parse_url(url).password
+    except SqlmigError:
         return None
     return str(password) if password else None
 
 
-def _terminate_as_interrupt() -> None:
+@contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
     """SIGTERM (a deploy timing out, a pod stopping) unwinds like Ctrl-C: the current
-    transaction rolls back and the lock is released on the way out."""
+    transaction rolls back and the lock is released on the way out.
+
+    Both raise KeyboardInterrupt("SIGINT" / "SIGTERM") so the message names the signal.
+    A signal someone else handles or ignores (SIGINT in a background job) is left
+    alone, and the previous handlers come back afterwards: an application calling
+    ``app()`` keeps its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
+    expected: dict[signal.Signals, object] = {signal.SIGINT: signal.default_int_handler}
     if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, handler)
+        expected[signal.SIGTERM] = signal.SIG_DFL
+    previous: dict[signal.Signals, Any] = {}
+    for signum, default in expected.items():
+        if signal.getsignal(signum) is default:
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _version(value: bool) -> None:
@@ -579,15 +650,17 @@ def new(
     """Create a new migration (an up/down pair by default)."""
 
     def body(cli: Cli) -> int:
-        from sqlmig.scaffold import new_migration
+        from sqlmig.scaffold import create_migration
 
-        paths = new_migration(
+        made = create_migration(
             cli.settings().dir, name, sequential=sequential, single_file=single_file
         )
+        if made.note:
+            cli.err(f"note: {made.note}")
         if cli.json:
-            cli.emit({"ok": True, "command": "new", "files": [str(p) for p in paths]})
+            cli.emit({"ok": True, "command": "new", "files": [str(p) for p in made.paths]})
         else:
-            for path in paths:
+            for path in made.paths:
                 cli.out(str(path))
         return 0
 

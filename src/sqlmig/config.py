@@ -136,6 +136,7 @@ def resolve(
         merged.update(source)
     known = {f.name for f in fields(Settings)}
     settings = Settings(**{k: v for k, v in merged.items() if k in known}, config_file=path)
+    _check_names(settings, given, from_env)
     for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout"):
         value = getattr(settings, key)
         if value is not None and value < 0:
@@ -147,6 +148,25 @@ def resolve(
                 f"(PostgreSQL's limit), not {value:g}"
             )
     return settings
+
+
+def _check_names(settings: Settings, given: Mapping[str, Any], from_env: Mapping[str, Any]) -> None:
+    """Refuse a bad table or schema name before connecting, saying where it was set."""
+    if settings.table == Settings.table and settings.schema is None:
+        return  # the default needs no check, nor SQLAlchemy imported for one
+    from sqlmig.tracker import check_identifier
+
+    for key in ("table", "schema"):
+        value = getattr(settings, key)
+        if value is None:
+            continue
+        if given.get(key) is not None:
+            origin = f"--{key}"
+        elif key in from_env:
+            origin = f"$SQLMIG_{key.upper()}"
+        else:
+            origin = str(settings.config_file)
+        check_identifier(key, value, f" (from {origin})")
 
 
 def _number(name: str, raw: str) -> float:

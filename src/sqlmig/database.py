@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, quote_plus
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -32,11 +36,15 @@ _ACCEPTED = {"postgres", "postgresql", DRIVER}
 APPLICATION_NAME = "sqlmig"
 
 # libpq TCP keepalives: a vanished peer is noticed in about a minute instead of hours.
+# tcp_user_timeout (ms): sent data unacknowledged that long closes the connection, so
+# a partition is noticed mid-statement too, where keepalives stay silent. A URL that
+# sets any of these (or connect_timeout) wins.
 KEEPALIVES = {
     "keepalives": 1,
     "keepalives_idle": 30,
     "keepalives_interval": 10,
     "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
 }
 
 
@@ -46,17 +54,13 @@ def parse_url(database_url: str | URL) -> URL:
         url = database_url
     else:
         text = database_url.strip()
-        parsed: URL | None
-        try:
-            parsed = make_url(text)
-        except (ArgumentError, ValueError):
-            parsed = None
+        parsed = _parse(text)
         if parsed is None:
             # Raised here, not inside the except block: SQLAlchemy's message quotes the
             # whole URL, password included, and must not ride along as __context__.
             raise InvalidURLError(
                 f"malformed database URL {_mask_unparsed(text)!r}: expected "
-                "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+                f"postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE{_malformed_hint(text)}"
             )
         url = parsed
     if url.drivername not in _ACCEPTED:
@@ -67,29 +71,119 @@ def parse_url(database_url: str | URL) -> URL:
         )
     if not url.database:
         raise InvalidURLError(f"database URL {safe_url(url)} names no database: add /DATABASE")
+    _check_ports(url)
     return url.set(drivername=DRIVER)
 
 
-def safe_url(url: str | URL) -> str:
-    """The URL as text with its password replaced by ``***``."""
-    if isinstance(url, str):
+def _valid_port(text: str) -> bool:
+    # isascii(): str.isdigit() also takes "²" (which int() refuses) and "٣".
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
+
+
+def _check_ports(url: URL) -> None:
+    """Refuse ports that are not numbers from 1 to 65535, wherever the URL puts them.
+
+    Left to the driver, ``?port=abc`` fails inside create_engine as SQLAlchemy's
+    ArgumentError and ``:99999`` as an unknown host; either way not a usage error.
+    """
+    ports = [] if url.port is None else [str(url.port)]
+    for key in ("port", "host"):
+        value = url.query.get(key) or ()
+        for item in (value,) if isinstance(value, str) else value:
+            for part in item.split(","):
+                if key == "port":
+                    ports.append(part)
+                elif ":" in part and not part.startswith("/"):
+                    ports.append(part.rsplit(":", 1)[1])
+    bad = next((p for p in ports if p and not _valid_port(p)), None)
+    problem = None if bad is None else f"port {bad!r} is not a number from 1 to 65535"
+    if problem is None:
         try:
-            return make_url(url).render_as_string(hide_password=True)
-        except (ArgumentError, ValueError):
+            url.set(drivername=DRIVER).get_dialect()().create_connect_args(url)
+        except (ArgumentError, ValueError) as exc:
+            # SQLAlchemy's text names hosts and ports only, never the password.
+            problem = scrub(str(exc), url.password)
+    if problem is not None:
+        raise InvalidURLError(
+            f"invalid database URL {safe_url(url)}: {problem}. Ports go in "
+            "postgresql://USER@HOST:PORT/DATABASE or ?host=H1,H2&port=P1,P2"
+        )
+
+
+# Stands in for a password query parameter while rendering, then becomes "***" (which
+# the renderer would percent-encode).
+_QUERY_MASK = "sqlmig-masked-password"
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as text with its password (and a ``password`` query parameter) as ``***``."""
+    if isinstance(url, str):
+        parsed = _parse(url)
+        if parsed is None:
             return _mask_unparsed(url)
-    return url.render_as_string(hide_password=True)
+        url = parsed
+    if "password" in url.query:
+        url = url.update_query_dict({"password": _QUERY_MASK})
+    return url.render_as_string(hide_password=True).replace(_QUERY_MASK, "***")
+
+
+def _parse(text: str) -> URL | None:
+    """The URL, or None when it cannot be parsed or may have split a password.
+
+    SQLAlchemy ends the password at the first ``@``, so ``u:p@ss@host`` parses with
+    the rest of the password in the host (or the database, or a query it drops):
+    shown as "where", it would leak. So every ``@`` must be accounted for: the one
+    ending the user info, and any in the user name (``me@corp:pw@host`` is fine).
+    """
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        return None
+    has_userinfo = url.username is not None or url.password is not None
+    expected = (url.username or "").count("@") + (1 if has_userinfo else 0)
+    return url if text.count("@") == expected else None
+
+
+# libpq keyword/value strings (``password=secret host=db``) and URL query parameters:
+# the value of ``password`` is quoted with backslash escapes, or runs to a space (in a
+# URL, also over the parameters after it: hiding too much beats hiding too little).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+# A URL's password anywhere in the text (a libpq dbname may be a URL), to its last "@".
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@\s]*:)\S*@")
+_KEYWORD_STRING = re.compile(r"\s*[A-Za-z_]+\s*=")
+_PASSWORD_VALUE = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
 
 
 def _mask_unparsed(text: str) -> str:
-    """Mask anything between ``://user:`` and ``@`` in a string SQLAlchemy cannot parse."""
+    """Text SQLAlchemy cannot parse, with anything that may be a password as ``***``.
+
+    Errs towards hiding: text without ``://`` is shown only when it is a libpq
+    keyword/value string (its password masked), as anything else may be a password
+    pasted on its own (``user:secret``, ``secret``).
+    """
+    text = _USERINFO_PASSWORD.sub(r"\1***@", _PASSWORD_VALUE.sub(r"\1***", text))
     scheme, sep, rest = text.partition("://")
-    if not sep:
-        return "<unparseable URL>" if "@" in text else text
+    if not sep or not _SCHEME.fullmatch(scheme):
+        if not text.strip() or _KEYWORD_STRING.match(text):
+            return text
+        return "<not shown: not a URL>"
     userinfo, at, hostpart = rest.rpartition("@")
-    if not at:
-        return text
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hostpart}" if ":" in userinfo else text
+    if at:
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{hostpart}" if ":" in userinfo else text
+    # No "@": after the colon is a port, or a password (which may hold a "/") whose
+    # host is missing.
+    host, colon, port = rest.partition(":")
+    return f"{scheme}://{host}:***" if colon and not re.match(r"\d*(/|$)", port) else text
+
+
+def _malformed_hint(text: str) -> str:
+    """What is probably wrong with a URL that does not parse, for the message."""
+    if "://" not in text and _KEYWORD_STRING.match(text):
+        return " (sqlmig takes a URL, not a libpq key=value string)"
+    if text.count("@") > 1:
+        return " (write an @ in the user name or password as %40)"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -114,14 +208,21 @@ def new_engine(database_url: str | URL, *, pool_size: int = 5, connect_timeout: 
     more sessions than it was told to use.
     """
     url = parse_url(database_url)
-    connect_args: dict[str, object] = {"connect_timeout": connect_timeout, **KEEPALIVES}
-    if "application_name" not in url.query:
-        connect_args["application_name"] = APPLICATION_NAME
+    defaults = {
+        "connect_timeout": connect_timeout,
+        **KEEPALIVES,
+        "application_name": APPLICATION_NAME,
+    }
+    # connect_args override the URL's query, so only what the URL leaves out goes there.
+    connect_args = {k: v for k, v in defaults.items() if k not in url.query}
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=True,
+        # No hstore adapter: tracking rows are text, and looking the type up costs
+        # three round trips on the first connection.
+        use_native_hstore=False,
         connect_args=connect_args,
     )
     failure = ping(engine)
@@ -131,11 +232,35 @@ def new_engine(database_url: str | URL, *, pool_size: int = 5, connect_timeout: 
     return engine
 
 
-def ping(engine: Engine) -> DatabaseUnavailableError | None:
-    """Run ``SELECT 1``; return (not raise) the classified error so no driver text is chained."""
+@contextmanager
+def autocommit(conn: Connection) -> Iterator[None]:
+    """Run the block's statements in autocommit: each its own transaction, and no
+    BEGIN and COMMIT round trips around a lone statement.
+
+    For reads and session settings that need no transaction of ours. ``conn`` must
+    not be inside a transaction; its mode is put back afterwards.
+    """
+    # The DBAPI connection: psycopg's own, or SQLAlchemy's adapter of an async one.
+    driver: Any = conn.connection.dbapi_connection
+    before = driver.autocommit
+    driver.autocommit = True
     try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+        with conn.begin():  # SQLAlchemy's bookkeeping; the driver sends nothing for it
+            yield
+    finally:
+        if not conn.invalidated and not driver.closed:
+            driver.autocommit = before
+
+
+def ping(engine: Engine) -> DatabaseUnavailableError | None:
+    """Connect once; return (not raise) the classified error so no driver text is chained.
+
+    Connecting is the test: the first connection of an engine also runs the
+    dialect's own queries, so a ``SELECT 1`` after it would prove nothing more.
+    """
+    try:
+        with engine.connect():
+            pass
     except DBAPIError as exc:
         return classify(exc.orig if exc.orig is not None else exc, engine.url)
     return None
@@ -213,5 +338,8 @@ def _server_detail(message: str) -> str:
 def scrub(text: str, password: str | None) -> str:
     """Remove a password from text that a driver or server produced."""
     if password:
-        text = text.replace(str(password), "***")
+        # Also the forms it takes inside a URL, should a message quote one.
+        plain = str(password)
+        for form in {plain, quote(plain), quote(plain, safe=""), quote_plus(plain)}:
+            text = text.replace(form, "***")
     return text

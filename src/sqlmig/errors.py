@@ -101,6 +101,10 @@ class ConnectTimeoutError(DatabaseUnavailableError):
     pass
 
 
+class ConnectionStalledError(DatabaseUnavailableError):
+    """The server stopped answering on an open connection while no migration ran."""
+
+
 # --- the advisory lock (exit 3) -------------------------------------------
 
 
@@ -127,9 +131,10 @@ class LockTimeoutError(LockError):
 
 
 class LockLostError(LockError):
-    """The lock connection died during a run; nothing more may run."""
+    """The lock connection died during a run; nothing more may run. Exit 4 like a lost
+    work connection: the same outage must not give two codes."""
 
-    exit_code = 1
+    exit_code = 4
 
 
 # --- migration files and state (exit 1) -----------------------------------
@@ -220,5 +225,54 @@ class MigrationError(SqlmigError):
         super().__init__(text)
 
 
+class ConnectionLostError(MigrationError):
+    """The connection died (terminated, server restart, network) or stalled while a
+    migration ran; the message says what state that left. Exit 4, like a database that
+    cannot be reached: run again once it answers, after `sqlmig status` if asked to."""
+
+    exit_code = 4
+
+    def __init__(self, *, stalled: bool, **fields: Any) -> None:
+        self.stalled = stalled
+        super().__init__(**fields)
+
+
 class ConcurrentRunError(SqlmigError):
     """Another run recorded the same migration while this one ran it."""
+
+
+# --- interrupted (exit 130) ------------------------------------------------------
+
+
+class MigrationInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; the message says what state it left.
+
+    A KeyboardInterrupt rather than a SqlmigError, so an application's ``except
+    Exception`` never swallows a Ctrl-C. ``outcome`` is one of ``rolled_back`` (the
+    migration's transaction was rolled back), ``needs_repair`` (a no-transaction
+    migration stopped part-way and is recorded 'failed'), ``uncertain`` (stopped
+    while committing: ``sqlmig status`` shows which way it went) or ``between`` (no
+    migration was in progress). By the time it reaches the caller the lock is released
+    and every connection is back in the pool.
+    """
+
+    exit_code: ClassVar[int] = 130
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        version: str | None,
+        direction: str | None,
+        outcome: str,
+        transactional: bool | None,
+        signal: str | None,
+        completed: tuple[Any, ...] = (),
+    ) -> None:
+        self.version = version
+        self.direction = direction
+        self.outcome = outcome
+        self.transactional = transactional
+        self.signal = signal
+        self.completed = completed
+        super().__init__(message)

@@ -16,12 +16,14 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 
-from sqlmig.errors import LockLostError, LockTimeoutError
+from sqlmig.database import Target
+from sqlmig.errors import ConnectionStalledError, LockLostError, LockTimeoutError
+from sqlmig.watchdog import Watchdog, socket_fd
 
 log = logging.getLogger("sqlmig")
 
@@ -72,10 +74,13 @@ def lock_holder(conn: Connection, lock_id: int = MIGRATION_LOCK_ID) -> str | Non
 class HeldLock:
     """The lock, held on its own connection for the length of a ``with`` block."""
 
-    def __init__(self, conn: Connection, lock_id: int, waited: float) -> None:
+    def __init__(
+        self, conn: Connection, lock_id: int, waited: float, watchdog: Watchdog | None = None
+    ) -> None:
         self.connection = conn
         self.lock_id = lock_id
         self.waited = waited  # seconds spent waiting for another holder
+        self.watchdog = watchdog
 
     def ensure_held(self) -> None:
         """Raise LockLostError if the lock's session has died.
@@ -85,11 +90,20 @@ class HeldLock:
         restart) or the network failed, so only then do we ask the server.
         """
         try:
-            fd = _socket_fd(self.connection.connection.dbapi_connection)
+            fd = socket_fd(self.connection)
             if fd is not None and not select.select([fd], [], [], 0)[0]:
                 return
-            self.connection.exec_driver_sql("SELECT 1")
+            with _guard(self.watchdog, self.connection):
+                self.connection.exec_driver_sql("SELECT 1")
         except (DBAPIError, InvalidRequestError, OSError, ValueError):
+            stalled = self.watchdog.stalled(self.connection) if self.watchdog else None
+            if stalled is not None:
+                raise LockLostError(
+                    "the connection holding the migration lock stalled: no answer from the "
+                    f"server within {stalled:g}s, so it was closed and no further migration "
+                    "was started. The server keeps the lock until it notices the connection "
+                    "is gone. Check the network, run `sqlmig status`, then run again."
+                ) from None
             raise LockLostError(
                 "the connection holding the migration lock was lost (terminated by the "
                 "server, a restart or the network), so no further migration was started. "
@@ -104,24 +118,49 @@ def advisory_lock(
     lock_id: int = MIGRATION_LOCK_ID,
     timeout: float = 60.0,
     on_wait: Callable[[str | None], None] | None = None,
+    watchdog: Watchdog | None = None,
 ) -> Iterator[HeldLock]:
     """Hold the lock for the block, waiting with back-off up to ``timeout`` seconds.
 
     ``timeout=0`` tries once. ``on_wait`` is called once with the holder's description
     when the lock is busy at the first try. Raises LockTimeoutError naming the holder.
+    With a ``watchdog``, every round trip on the lock's connection is bounded, and a
+    stall while taking the lock raises ConnectionStalledError.
     """
     conn = engine.connect()
+    stalled: float | None = None
     try:
         conn.execution_options(isolation_level="AUTOCOMMIT")
         enable_keepalives(conn)
-        waited = _acquire(conn, lock_id, timeout, on_wait)
+        waited = _acquire(conn, lock_id, timeout, on_wait, watchdog)
+    except DBAPIError:
+        _discard(conn)
+        stalled = watchdog.stalled(conn) if watchdog else None
+        if stalled is None:
+            raise
     except BaseException:
         _discard(conn)
         raise
+    if stalled is not None:
+        target = Target.of(engine.url)
+        raise ConnectionStalledError(
+            "the server stopped answering",
+            host=target.host,
+            port=target.port,
+            database=target.database,
+            detail=f"no answer within {stalled:g}s while taking the migration lock",
+            advice="Nothing was run. Check the network to the server, then run again.",
+        )
     try:
-        yield HeldLock(conn, lock_id, waited)
+        yield HeldLock(conn, lock_id, waited, watchdog)
     finally:
-        _release(conn, lock_id)
+        if watchdog is not None and watchdog.fired:
+            # A connection of this run stalled: an unlock could wait as long again.
+            # Closing ends the session, which releases the lock as surely.
+            _discard(conn)
+        else:
+            with _guard(watchdog, conn):
+                _release(conn, lock_id)
 
 
 def _acquire(
@@ -129,35 +168,52 @@ def _acquire(
     lock_id: int,
     timeout: float,
     on_wait: Callable[[str | None], None] | None,
+    watchdog: Watchdog | None = None,
 ) -> float:
     start = time.monotonic()
     deadline = start + max(timeout, 0.0)
     delay = 0.05
-    if try_acquire_lock(conn, lock_id):
-        return 0.0
-    holder = lock_holder(conn, lock_id)
+    with _guard(watchdog, conn, 2):
+        if try_acquire_lock(conn, lock_id):
+            return 0.0
+        holder = lock_holder(conn, lock_id)
     log.info("waiting for the migration lock, held by %s", holder or "another session")
     if on_wait is not None:
         on_wait(holder)
     while time.monotonic() < deadline:
         time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
         delay = min(delay * 2, 1.0)
-        if try_acquire_lock(conn, lock_id):
-            return time.monotonic() - start
-    raise LockTimeoutError(lock_id, timeout, lock_holder(conn, lock_id) or holder)
+        with _guard(watchdog, conn):
+            if try_acquire_lock(conn, lock_id):
+                return time.monotonic() - start
+    with _guard(watchdog, conn):
+        holder = lock_holder(conn, lock_id) or holder
+    raise LockTimeoutError(lock_id, timeout, holder)
+
+
+def _guard(
+    watchdog: Watchdog | None, conn: Connection, round_trips: int = 1
+) -> AbstractContextManager[None]:
+    return nullcontext() if watchdog is None else watchdog.guard(conn, round_trips)
 
 
 def _release(conn: Connection, lock_id: int) -> None:
-    """Unlock and return the connection, or invalidate it so the server drops the lock."""
+    """Unlock and return the connection, or invalidate it so the server drops the lock.
+
+    An interrupt during the unlock (a second Ctrl-C) still closes the connection, so the
+    lock never stays with a connection nobody owns.
+    """
+    released = False
     try:
         released = release_lock(conn, lock_id)
     except Exception:
-        released = False
-    if not released:
-        log.warning("could not release the migration lock cleanly; closing its connection")
-        _discard(conn)
-        return
-    conn.close()
+        pass
+    finally:
+        if released:
+            conn.close()
+        else:
+            log.warning("could not release the migration lock cleanly; closing its connection")
+            _discard(conn)
 
 
 def _discard(conn: Connection) -> None:
@@ -168,21 +224,13 @@ def _discard(conn: Connection) -> None:
         conn.close()
 
 
-def _socket_fd(dbapi_connection: object) -> int | None:
-    pgconn = getattr(dbapi_connection, "pgconn", None)
-    try:
-        return int(pgconn.socket) if pgconn is not None else None
-    except Exception:
-        return None
-
-
 def enable_keepalives(conn: Connection) -> None:
     """TCP keepalives on this connection's socket, so a vanished peer is noticed.
 
     Set on the socket itself because an application's engine may not ask libpq for
     them. A no-op on Unix-domain sockets.
     """
-    fd = _socket_fd(conn.connection.dbapi_connection)
+    fd = socket_fd(conn)
     if fd is None:
         return
     sock = socket.socket(fileno=os.dup(fd))
@@ -193,5 +241,10 @@ def enable_keepalives(conn: Connection) -> None:
         for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
             if hasattr(socket, option):
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+        # ms of unacknowledged data before the kernel gives up, as new_engine asks libpq;
+        # left alone when the engine's URL set one (0 is the kernel's "never").
+        user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if user_timeout is not None and not sock.getsockopt(socket.IPPROTO_TCP, user_timeout):
+            sock.setsockopt(socket.IPPROTO_TCP, user_timeout, 60_000)
     finally:
         sock.close()

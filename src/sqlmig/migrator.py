@@ -8,10 +8,12 @@ given a URL it makes its own small engine and disposes it when closed.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from types import EllipsisType, TracebackType
@@ -23,8 +25,15 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
-from sqlmig.database import new_engine, scrub
-from sqlmig.errors import MigrationError, SqlmigError, StateError, UsageError
+from sqlmig.database import Target, autocommit, new_engine, scrub
+from sqlmig.errors import (
+    ConnectionLostError,
+    ConnectionStalledError,
+    MigrationInterrupted,
+    SqlmigError,
+    StateError,
+    UsageError,
+)
 from sqlmig.locking import MIGRATION_LOCK_ID, HeldLock, advisory_lock
 from sqlmig.plan import (
     MigrationStatus,
@@ -35,11 +44,25 @@ from sqlmig.plan import (
     plan_up,
     statuses,
 )
-from sqlmig.runner import StatementFailure, run_script, run_statements, sql_error
+from sqlmig.runner import (
+    ScriptFailure,
+    StatementFailure,
+    StatementInterrupted,
+    run_script,
+    run_statements,
+    sql_error,
+)
 from sqlmig.source import Migration, Script, load_migrations
 from sqlmig.sqlscript import split_statements
-from sqlmig.tracker import DEFAULT_TABLE, AppliedMigration, RecordParams, Tracker
-from sqlmig.validation import check_scripts
+from sqlmig.tracker import (
+    DEFAULT_TABLE,
+    AppliedMigration,
+    RecordParams,
+    Tracker,
+    migrations_table,
+)
+from sqlmig.validation import validate_files as validate_files  # also public here
+from sqlmig.watchdog import Watchdog
 
 log = logging.getLogger("sqlmig")
 
@@ -69,6 +92,22 @@ class RunResult:
     lock_wait_s: float = 0.0
 
 
+@dataclass
+class _Step:
+    """How far the migration in progress got, so that an interrupt can say what it left.
+
+    ``phase``: ``starting`` (nothing sent yet), ``running`` (its transaction is open),
+    ``committing`` (from the commit until the run has counted it done); outside a
+    transaction ``marking`` (recording it 'failed' first), ``statements``,
+    ``recording`` (every statement ran).
+    """
+
+    migration: Migration
+    direction: str
+    phase: str = "starting"
+    result: MigrationResult | None = None  # set once it is done and counted
+
+
 Progress = Callable[[str, Migration, int, int, str], None]
 """Called with ("start" | "done", migration, index, total, "up" | "down") around each
 migration."""
@@ -76,6 +115,9 @@ migration."""
 
 class Migrator:
     """Applies, rolls back and inspects the migrations of one directory on one database."""
+
+    # During a run with a statement timeout: bounds every round trip (see _run_watchdog).
+    _watchdog: Watchdog | None = None
 
     def __init__(
         self,
@@ -108,6 +150,7 @@ class Migrator:
         self.allow_drift = allow_drift
         self.on_lock_wait = on_lock_wait
         self.progress = progress
+        migrations_table(table, schema)  # a bad name fails before any engine exists
         self._owns_engine = not isinstance(engine_or_url, Engine)
         self.engine = (
             engine_or_url if isinstance(engine_or_url, Engine) else new_engine(engine_or_url)
@@ -136,8 +179,14 @@ class Migrator:
         return validate_files(self.directory)
 
     def status(self) -> list[MigrationStatus]:
-        """Every migration known from the files or the table, with its state. Takes no lock."""
-        migrations = self.migrations()
+        """Every migration known from the files or the table, with its state. Takes no lock.
+
+        Reads the files (names, encoding, sections, checksums) but does not lex their
+        SQL: a state needs none of it, and ``validate`` and every run still check it.
+        """
+        return self._status(load_migrations(self.directory))
+
+    def _status(self, migrations: list[Migration]) -> list[MigrationStatus]:
         with self.engine.connect() as conn:
             rows = self.tracker.read(conn) or []
         return statuses(migrations, rows)
@@ -149,7 +198,7 @@ class Migrator:
 
     def validate(self) -> list[MigrationStatus]:
         """Every file check and every drift and repair check, without changing anything."""
-        states = self.status()
+        states = self._status(self.migrations())
         check_blockers(states, allow_drift=False)
         return states
 
@@ -173,7 +222,9 @@ class Migrator:
         def both(lock: HeldLock, work: Connection, migrations: list[Migration]) -> RunResult:
             undo = plan_down(self._states(work, migrations), steps=1)
             down = self._execute(lock, work, undo)
-            again = self._execute(lock, work, Plan("up", undo.migrations[::-1]))
+            again = self._execute(
+                lock, work, Plan("up", undo.migrations[::-1]), before=down.migrations
+            )
             return RunResult("redo", down.migrations + again.migrations, lock.waited)
 
         return self._locked(both)
@@ -279,23 +330,89 @@ class Migrator:
         return self._locked(go)
 
     def _locked(self, body: Callable[[HeldLock, Connection, list[Migration]], T]) -> T:
-        """Check the files, then run ``body`` holding the lock and one work connection."""
-        migrations = self.migrations()
-        with advisory_lock(
-            self.engine, lock_id=self.lock_id, timeout=self.lock_timeout, on_wait=self.on_lock_wait
-        ) as lock:
-            if lock.waited:
-                log.info("took the migration lock after waiting %.1fs", lock.waited)
-            with self.engine.connect() as work, self._session_settings(work):
-                return body(lock, work, migrations)
+        """Check the files, then run ``body`` holding the lock and one work connection.
+
+        An interrupt (Ctrl-C, SIGTERM) leaves as MigrationInterrupted, raised once the
+        lock is released and the connections are back in the pool.
+        """
+        started = False
+        try:
+            migrations = self.migrations()
+            with (
+                self._run_watchdog() as watchdog,
+                advisory_lock(
+                    self.engine,
+                    lock_id=self.lock_id,
+                    timeout=self.lock_timeout,
+                    on_wait=self.on_lock_wait,
+                    watchdog=watchdog,
+                ) as lock,
+            ):
+                if lock.waited:
+                    log.info("took the migration lock after waiting %.1fs", lock.waited)
+                with self.engine.connect() as work:
+                    try:
+                        with self._session_settings(work):
+                            started = True
+                            return body(lock, work, migrations)
+                    except DBAPIError:
+                        stalled = watchdog.stalled(work) if watchdog else None
+                        if stalled is None:
+                            raise
+                    raise self._stalled_between(stalled)
+        except MigrationInterrupted:
+            raise
+        except KeyboardInterrupt as exc:
+            raise _stopped(exc, started) from None
+
+    @contextmanager
+    def _run_watchdog(self) -> Iterator[Watchdog | None]:
+        """With a statement timeout, a run's round trips get deadlines (sqlmig.watchdog):
+        a stalled network fails the run instead of hanging it. Without one, a long
+        migration cannot be told from a stall; TCP keepalives are all there is."""
+        if not self.statement_timeout:
+            yield None
+            return
+        with Watchdog(self.statement_timeout) as watchdog:
+            self._watchdog = watchdog
+            try:
+                yield watchdog
+            finally:
+                self._watchdog = None
+
+    def _guard(
+        self, conn: Connection, round_trips: int | Callable[[], int]
+    ) -> AbstractContextManager[None]:
+        """A deadline on ``conn`` for that many statements, when this run has a watchdog.
+        A callable is only counted then (splitting a script is not free)."""
+        watchdog = self._watchdog
+        if watchdog is None:
+            return nullcontext()
+        return watchdog.guard(conn, round_trips if isinstance(round_trips, int) else round_trips())
+
+    def _stalled_between(self, seconds: float) -> ConnectionStalledError:
+        """The work connection stalled outside any migration (bookkeeping)."""
+        target = Target.of(self.engine.url)
+        return ConnectionStalledError(
+            "the server stopped answering",
+            host=target.host,
+            port=target.port,
+            database=target.database,
+            detail=f"no answer within {seconds:g}s while reading or recording the run's state",
+            advice="No migration was in progress. Check the network to the server, run "
+            "`sqlmig status`, then run again.",
+        )
 
     def _states(self, work: Connection, migrations: list[Migration]) -> list[MigrationStatus]:
         """Read the tracking table once per run and check nothing blocks running."""
-        rows = self.tracker.read(work)
-        if rows is None:
-            with work.begin():
-                self.tracker.ensure_table(work)
-            rows = []
+        with self._guard(work, 8):  # reading, and perhaps creating, the table
+            rows = self.tracker.read(work)
+            if rows is None:
+                # Each statement its own transaction: CREATE ... IF NOT EXISTS needs no
+                # other, and BEGIN and COMMIT would be two more round trips.
+                with autocommit(work):
+                    self.tracker.ensure_table(work)
+                rows = []
         states = statuses(migrations, rows)
         check_blockers(states, allow_drift=self.allow_drift)
         return states
@@ -306,9 +423,9 @@ class Migrator:
         be an application's, going back to its pool."""
         settings: dict[str, str] = {}
         if self.migration_lock_timeout is not None:
-            settings["lock_timeout"] = f"{int(self.migration_lock_timeout * 1000)}ms"
+            settings["lock_timeout"] = _ms(self.migration_lock_timeout)
         if self.statement_timeout is not None:
-            settings["statement_timeout"] = f"{int(self.statement_timeout * 1000)}ms"
+            settings["statement_timeout"] = _ms(self.statement_timeout)
         version = work.dialect.server_version_info or (0,)
         if version >= (14,):
             # The backend checks its client while a statement runs, so a migration
@@ -316,17 +433,25 @@ class Migrator:
             settings["client_connection_check_interval"] = "2000ms"
         previous: Sequence[str] = ()
         if settings:
-            with work.begin():
-                # The values to put back: set_config() knows no DEFAULT, and the session
-                # may carry the application's own settings.
-                previous = work.execute(select(*(func.current_setting(k) for k in settings))).one()
-                work.execute(select(*(func.set_config(k, v, False) for k, v in settings.items())))
+            # The values to put back: set_config() knows no DEFAULT, and the session
+            # may carry the application's own settings. Read and set in one round trip:
+            # the OFFSET keeps the subquery a plan node of its own, so it is read
+            # before the outer list sets anything.
+            old = select(
+                *(func.current_setting(k).label(f"old_{i}") for i, k in enumerate(settings))
+            )
+            before = old.offset(0).subquery()
+            read_and_set = select(
+                *before.c, *(func.set_config(k, v, False) for k, v in settings.items())
+            )
+            with self._guard(work, 1), autocommit(work):
+                previous = tuple(work.execute(read_and_set).one())[: len(settings)]
         try:
             yield
         finally:
-            if settings and not work.invalidated:
+            if settings and not _gone(work):
                 try:
-                    with work.begin():
+                    with self._guard(work, 1), autocommit(work):
                         work.execute(
                             select(
                                 *(
@@ -335,29 +460,48 @@ class Migrator:
                                 )
                             )
                         )
-                except DBAPIError:
+                except (DBAPIError, psycopg.Error):
                     work.invalidate()
 
-    def _execute(self, lock: HeldLock, work: Connection, plan: Plan) -> RunResult:
-        done: list[MigrationResult] = []
+    def _execute(
+        self,
+        lock: HeldLock,
+        work: Connection,
+        plan: Plan,
+        before: Sequence[MigrationResult] = (),
+    ) -> RunResult:
+        """Run the plan. ``before``: what this run did already (redo's rollback), so that
+        an error or an interrupt reports the whole run."""
+        done: list[MigrationResult] = list(before)
         total = len(plan.migrations)
+        step: _Step | None = None
         for index, migration in enumerate(plan.migrations):
             try:
                 lock.ensure_held()
                 if self.progress:
                     self.progress("start", migration, index, total, plan.direction)
-                done.append(self._apply(work, migration, plan.direction, done))
+                step = _Step(migration, plan.direction)
+                with self._guard(work, partial(_round_trips, migration, plan.direction)):
+                    done.append(self._apply(work, migration, plan.direction, done, step))
+                step = None
                 if self.progress:
                     self.progress("done", migration, index, total, plan.direction)
             except SqlmigError as exc:
                 exc.completed = tuple(done)
                 raise
+            except KeyboardInterrupt as exc:
+                raise _interrupted(exc, step, plan.direction, done) from None
         if not total:
             log.info("nothing to %s", "apply" if plan.direction == "up" else "roll back")
-        return RunResult(plan.direction, tuple(done), lock.waited)
+        return RunResult(plan.direction, tuple(done[len(before) :]), lock.waited)
 
     def _apply(
-        self, work: Connection, m: Migration, direction: str, done: Sequence[MigrationResult]
+        self,
+        work: Connection,
+        m: Migration,
+        direction: str,
+        done: Sequence[MigrationResult],
+        step: _Step,
     ) -> MigrationResult:
         script = m.up if direction == "up" else m.down
         assert script is not None  # the planner only plans down for migrations with one
@@ -366,10 +510,13 @@ class Migrator:
         )
         start = time.perf_counter()
         if script.transactional:
-            self._apply_in_transaction(work, m, script, direction, start, done)
+            self._apply_in_transaction(work, m, script, direction, start, done, step)
         else:
-            self._apply_outside_transaction(work, m, script, direction, start, done)
+            self._apply_outside_transaction(work, m, script, direction, start, done, step)
         ms = _elapsed_ms(start)
+        step.result = MigrationResult(
+            m.version, m.name, m.filename, direction, ms, script.transactional
+        )
         log.info(
             "%s %s %s in %d ms",
             "applied" if direction == "up" else "rolled back",
@@ -377,7 +524,7 @@ class Migrator:
             m.name,
             ms,
         )
-        return MigrationResult(m.version, m.name, m.filename, direction, ms, script.transactional)
+        return step.result
 
     def _apply_in_transaction(
         self,
@@ -387,23 +534,30 @@ class Migrator:
         direction: str,
         start: float,
         done: Sequence[MigrationResult],
+        step: _Step,
     ) -> None:
         """The script and its record commit or roll back together."""
         failure: psycopg.Error | None = None
+        sent_from = 0
         try:
             with work.begin():
+                step.phase = "running"
                 try:
                     run_script(work, script.sql)
-                except psycopg.Error as exc:
-                    failure = exc
-                    raise
+                except ScriptFailure as exc:
+                    failure, sent_from = exc.error, exc.offset
+                    raise failure from None
                 self._record_done(work, m, direction, _elapsed_ms(start))
+                step.phase = "committing"
         except psycopg.Error:
             pass
         except DBAPIError as exc:
-            raise self._lost(m, direction, exc, done) from None
+            _reraise_interrupt(exc)
+            raise self._lost(m, direction, failure or exc, done, step, work) from None
         if failure is None:
             return
+        if _gone(work):
+            raise self._lost(m, direction, failure, done, step, work) from None
         recorded = direction == "up" and self._record_failure(work, m, _elapsed_ms(start))
         state = (
             f"Its transaction was rolled back: nothing of {m.version} remains"
@@ -419,7 +573,14 @@ class Migrator:
                 "cannot tell this failure from a down that stopped part-way."
             )
         )
-        raise sql_error(failure, script, version=m.version, direction=direction, state=state)
+        raise sql_error(
+            failure,
+            script,
+            version=m.version,
+            direction=direction,
+            sent_from=sent_from,
+            state=state,
+        )
 
     def _apply_outside_transaction(
         self,
@@ -429,24 +590,30 @@ class Migrator:
         direction: str,
         start: float,
         done: Sequence[MigrationResult],
+        step: _Step,
     ) -> None:
         """Statement by statement in autocommit. Marked 'failed' first, so that a crash
         half-way leaves a row saying its changes may be partial."""
         try:
+            step.phase = "marking"
             with work.begin():
                 if direction == "up":
                     self.tracker.record_failed(_params(m, 0), work)
                 else:
                     self.tracker.set_status(m.version, "failed", work)
+            step.phase = "statements"
             work.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 run_statements(work, script)
             finally:
-                if not work.invalidated:
+                if not _gone(work):
                     work.execution_options(isolation_level=work.default_isolation_level)
+            step.phase = "recording"
             with work.begin():
                 self._record_done(work, m, direction, _elapsed_ms(start))
         except StatementFailure as exc:
+            if _gone(work):
+                raise self._lost(m, direction, exc.error, done, step, work, exc) from None
             ran = exc.statements[: exc.index]
             applied = (
                 "no statement before it was applied"
@@ -473,7 +640,8 @@ class Migrator:
                 state=state,
             ) from None
         except DBAPIError as exc:
-            raise self._lost(m, direction, exc, done) from None
+            _reraise_interrupt(exc)
+            raise self._lost(m, direction, exc, done, step, work) from None
 
     def _record_done(self, work: Connection, m: Migration, direction: str, ms: int) -> None:
         if direction == "up":
@@ -492,21 +660,45 @@ class Migrator:
             return False
 
     def _lost(
-        self, m: Migration, direction: str, exc: DBAPIError, done: Sequence[MigrationResult]
-    ) -> MigrationError:
-        """The work connection broke mid-migration: say what is known and what to check."""
-        message = scrub(str(exc.orig or exc).strip(), self.engine.url.password)
-        return MigrationError(
+        self,
+        m: Migration,
+        direction: str,
+        exc: BaseException,
+        done: Sequence[MigrationResult],
+        step: _Step,
+        work: Connection,
+        cut: StatementFailure | None = None,
+    ) -> ConnectionLostError:
+        """The work connection died or stalled mid-migration: say why, and exactly what
+        state that left, from how far the migration got (``cut``: the statement of a
+        no-transaction script that was running)."""
+        script = m.up if direction == "up" else m.down
+        assert script is not None
+        if not work.invalidated:
+            work.invalidate()  # broken: it must not go back to the pool
+        stalled = self._watchdog.stalled(work) if self._watchdog else None
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        sqlstate = None if stalled else getattr(orig, "sqlstate", None)
+        if stalled is not None:
+            message = (
+                f"the connection stalled: no answer from the server within {stalled:g}s "
+                f"(the statement timeout of {self.statement_timeout:g}s for each statement, "
+                "plus a grace period), so sqlmig closed it"
+            )
+        else:
+            reason = scrub(str(orig or exc).strip(), self.engine.url.password)
+            message = "the connection to the server was lost: " + (
+                reason.splitlines()[0] if reason else type(exc).__name__
+            )
+        return ConnectionLostError(
+            stalled=stalled is not None,
             version=m.version,
-            path=str((m.up if direction == "up" else m.down or m.up).path),
+            path=str(script.path),
             direction=direction,
-            message=f"the database connection failed: {message.splitlines()[0]}",
-            sqlstate=getattr(exc.orig, "sqlstate", None),
-            state=(
-                "If the failure came while committing, the migration may or may not have "
-                "been recorded: run `sqlmig status` to see the truth, then run again. "
-                + _earlier(done)
-            ),
+            message=message,
+            sqlstate=sqlstate,
+            state=_state_after_loss(m, script, direction, step.phase, stalled, cut)
+            + _earlier(done).rstrip(),
         )
 
     def _sql_for(self, m: Migration, direction: str) -> list[str]:
@@ -531,19 +723,97 @@ class Migrator:
         return [_literal(started, self.engine.dialect), *statements, done]
 
 
-def validate_files(directory: str | PathLike[str]) -> list[Migration]:
-    """Load the migration files and check every script; needs no database."""
-    migrations = load_migrations(directory)
-    check_scripts(migrations)
-    return migrations
-
-
 def _params(m: Migration, duration_ms: int) -> RecordParams:
     return RecordParams(m.version, m.filename, m.checksum, duration_ms)
 
 
 def _literal(statement: ClauseElement, dialect: Dialect) -> str:
     return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _ms(seconds: float) -> str:
+    """A timeout for PostgreSQL. Rounded up, so that 0.0004s does not become 0 (no
+    limit at all); 0 stays 0, PostgreSQL's "no limit"."""
+    return f"{min(math.ceil(seconds * 1000), 2**31 - 1)}ms"
+
+
+def _round_trips(m: Migration, direction: str) -> int:
+    """How many statements one migration sends at most, bookkeeping included: each may
+    take up to the statement timeout."""
+    script = m.up if direction == "up" else m.down
+    assert script is not None
+    statements = len(split_statements(script.sql))
+    # BEGIN, the record, COMMIT; outside a transaction also marking it 'failed' first.
+    return statements + (3 if script.transactional else 6)
+
+
+def _gone(conn: Connection) -> bool:
+    """Whether the connection is closed or broken (terminated, lost, shut by the watchdog)."""
+    if conn.invalidated:
+        return True
+    try:
+        return bool(conn.connection.driver_connection.closed)  # type: ignore[union-attr]
+    except Exception:
+        return True
+
+
+def _state_after_loss(
+    m: Migration,
+    script: Script,
+    direction: str,
+    phase: str,
+    stalled: float | None,
+    cut: StatementFailure | None,
+) -> str:
+    """What a lost connection left of migration ``m``, and what to do next."""
+    v, up = m.version, direction == "up"
+    again = (
+        "Run `sqlmig up` again once the server answers."
+        if up
+        else "Run `sqlmig status`, then run again once the server answers."
+    )
+    server = (
+        " Until the server notices the connection is gone, its session keeps its locks, "
+        "so a new run may wait for the migration lock."
+        if stalled
+        else ""
+    )
+    if script.transactional and phase in ("starting", "running"):
+        kept = f"nothing of {v} was applied or recorded" if up else f"{v} is still applied"
+        return f"Its transaction ended with the connection: {kept}.{server} {again} "
+    if script.transactional:
+        return (
+            f"The connection was lost while committing, so {v} is either "
+            f"{'applied' if up else 'rolled back'} and recorded, or not at all.{server} Run "
+            "`sqlmig status` to see which, then run again. "
+        )
+    flag = "--applied" if up else "--rolled-back"
+    if phase in ("starting", "marking"):
+        return (
+            f"It runs outside a transaction and none of its statements ran, but its tracking "
+            f"row may say 'failed'.{server} Run `sqlmig status`: if {v} shows 'failed', "
+            f"`sqlmig repair {v} {'--rolled-back' if up else '--applied'}`, then run again. "
+        )
+    if phase == "recording":
+        return (
+            f"It runs outside a transaction and every one of its statements ran, but its "
+            f"tracking row may still say 'failed'.{server} Run `sqlmig status`: if {v} shows "
+            f"'failed', `sqlmig repair {v} {flag}`, then run again. "
+        )
+    if cut is not None:
+        running = cut.statements[cut.index]
+        part = (
+            f"{_committed(cut.index, len(cut.statements))}, and statement {cut.index + 1} "
+            f"(line {_line_of(script, running.start)}) was running: it may or may not have "
+            "taken effect"
+        )
+    else:
+        part = "some of its statements may have been applied"
+    return (
+        f"It runs outside a transaction: {part}. It is recorded as 'failed' and `sqlmig up` "
+        f"will refuse to run until you resolve it: check what took effect, finish or undo "
+        f"it by hand, then `sqlmig repair {v} --applied` or `--rolled-back`.{server} "
+    )
 
 
 def _elapsed_ms(start: float) -> int:
@@ -554,7 +824,137 @@ def _line_of(script: Script, offset: int) -> int:
     return script.first_line + script.sql.count("\n", 0, offset)
 
 
-def _earlier(done: Sequence[MigrationResult]) -> str:
-    if not done:
-        return ""
-    return f"Before it, this run applied {len(done)}: {', '.join(r.version for r in done)}. "
+def _earlier(done: Sequence[MigrationResult], lead: str = "Before it") -> str:
+    """What the run did already: 'Before it, this run applied 2: 0001, 0002. '"""
+    parts = []
+    for direction, verb in (("down", "rolled back"), ("up", "applied")):
+        versions = [r.version for r in done if r.direction == direction]
+        if versions:
+            parts.append(f"{verb} {len(versions)}: {', '.join(versions)}")
+    return f"{lead}, this run {' and '.join(parts)}. " if parts else ""
+
+
+# --- interrupts -----------------------------------------------------------------------
+
+
+def _signal_name(exc: BaseException) -> str | None:
+    """The signal's name when the interrupt carries one: the CLI raises
+    ``KeyboardInterrupt("SIGTERM")``; Python's own Ctrl-C carries nothing."""
+    name = exc.args[0] if exc.args else None
+    return name if isinstance(name, str) and name.startswith("SIG") else None
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """A driver error raised while unwinding from an interrupt (a second Ctrl-C broke
+    the connection during the rollback) is reported as the interrupt it follows."""
+    cause = exc.__context__
+    while cause is not None:
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause
+        cause = cause.__context__
+
+
+def _stopped(exc: KeyboardInterrupt, started: bool) -> MigrationInterrupted:
+    """An interrupt outside any migration: while checking, locking or bookkeeping."""
+    signal = _signal_name(exc)
+    by = f"interrupted by {signal}" if signal else "interrupted"
+    message = (
+        f"{by} while no migration was in progress (reading or recording the run's state, "
+        "or releasing the lock). Run `sqlmig status` to see the state."
+        if started
+        else f"{by} before anything ran (while checking the files or waiting for the "
+        "migration lock): nothing was changed."
+    )
+    return MigrationInterrupted(
+        message, version=None, direction=None, outcome="between", transactional=None, signal=signal
+    )
+
+
+def _interrupted(
+    exc: KeyboardInterrupt, step: _Step | None, direction: str, done: Sequence[MigrationResult]
+) -> MigrationInterrupted:
+    """Say exactly what state an interrupt left, from how far the migration got."""
+    signal = _signal_name(exc)
+    by = f"interrupted by {signal}" if signal else "interrupted"
+    up = direction == "up"
+    if step is not None and step.result is not None:  # it finished; the run was told
+        if not done or done[-1] is not step.result:
+            done = [*done, step.result]
+        step = None
+    if step is None or step.phase == "starting":
+        then = "Run `sqlmig up` to continue." if up else "Run `sqlmig status` to see the state."
+        return MigrationInterrupted(
+            f"{by} between migrations: none was in progress. {_earlier(done, 'Before that')}"
+            + then,
+            version=None,
+            direction=direction,
+            outcome="between",
+            transactional=None,
+            signal=signal,
+            completed=tuple(done),
+        )
+    m = step.migration
+    script = m.up if up else m.down
+    assert script is not None
+    v = m.version
+    earlier = _earlier(done)
+    if script.transactional and step.phase == "running":
+        outcome = "rolled_back"
+        state = (
+            f"its transaction was rolled back: nothing of {v} remains and `sqlmig up` will "
+            f"run it again. {earlier}Run `sqlmig up` to continue."
+            if up
+            else f"its transaction was rolled back: {v} is still applied. {earlier}"
+            "Run `sqlmig status` to see the state."
+        )
+    elif script.transactional:
+        outcome = "uncertain"
+        state = (
+            f"the interrupt came while it committed, so {v} is either "
+            f"{'applied' if up else 'rolled back'} completely or not at all. {earlier}"
+            "Run `sqlmig status` to see which."
+        )
+    elif step.phase in ("marking", "recording"):
+        outcome = "uncertain"
+        ran = step.phase == "recording"
+        flag = "--applied" if ran == up else "--rolled-back"
+        state = (
+            "it runs outside a transaction and "
+            + ("every one of its statements ran" if ran else "none of its statements ran")
+            + f", but its tracking row may say 'failed'. {earlier}Run `sqlmig status`: if "
+            f"{v} shows 'failed', record the truth with `sqlmig repair {v} {flag}`."
+        )
+    else:
+        outcome = "needs_repair"
+        if isinstance(exc, StatementInterrupted):
+            cut = exc.statements[exc.index]
+            part = (
+                f"{_committed(exc.index, len(exc.statements))}, and statement {exc.index + 1} "
+                f"(line {_line_of(script, cut.start)}) was cancelled while it ran and may or "
+                "may not have taken effect"
+            )
+        else:
+            part = "some of its statements may have been applied"
+        state = (
+            f"it runs outside a transaction: {part}. {earlier}It is recorded as 'failed' and "
+            "`sqlmig up` will refuse to run until you resolve it: finish or undo its changes "
+            f"by hand, then `sqlmig repair {v} --applied` or `sqlmig repair {v} --rolled-back`."
+        )
+    what = f"{'applying' if up else 'rolling back'} {v} ({script.path})"
+    return MigrationInterrupted(
+        f"{by} while {what}: {state}".rstrip(),
+        version=v,
+        direction=direction,
+        outcome=outcome,
+        transactional=script.transactional,
+        signal=signal,
+        completed=tuple(done),
+    )
+
+
+def _committed(count: int, total: int) -> str:
+    if count == 0:
+        return "none of its statements had completed"
+    if count == 1:
+        return f"statement 1 of {total} was applied and committed"
+    return f"statements 1-{count} of {total} were applied and committed"

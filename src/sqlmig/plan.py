@@ -39,6 +39,7 @@ class MigrationStatus:
     checksum: str | None  # of the file; None when the file is gone
     recorded_checksum: str | None  # from the row; None when never recorded
     migration: Migration | None  # None when the file is gone
+    recorded_status: str | None = None  # the row's status; None when never recorded
 
     @property
     def number(self) -> int:
@@ -78,6 +79,7 @@ def statuses(
                 m.checksum,
                 row.checksum if row else None,
                 m,
+                row.status if row else None,
             )
         )
     for row in by_number.values():
@@ -94,26 +96,58 @@ def statuses(
                 None,
                 row.checksum,
                 None,
+                row.status,
             )
         )
     result.sort(key=lambda s: s.number)
     return result
 
 
+def _one_version(states: Sequence[MigrationStatus]) -> str:
+    """The version to put in a repair command: the one listed, or a placeholder for many."""
+    return states[0].version if len(states) == 1 else "VERSION"
+
+
 def check_blockers(states: Sequence[MigrationStatus], *, allow_drift: bool = False) -> None:
     """Refuse to run while a failure needs an operator or applied files have drifted."""
-    blocked = [s for s in states if s.state is State.FAILED and may_be_partial(s.migration)]
+    blocked = [s for s in states if _failed_part_way(s)]
     if blocked:
+        version = _one_version(blocked)
+        advice = (
+            "Inspect the database, finish or undo its changes by hand, then record the "
+            f"outcome: `sqlmig repair {version} --applied` (the changes are complete), "
+            "`--rolled-back` (they were undone) or `--forget` (drop the record)."
+        )
+        if any(s.migration is None for s in blocked):
+            advice += (
+                " A failed migration whose file is gone cannot be retried: once its changes "
+                f"are undone, drop its record with `sqlmig repair {version} --forget`."
+            )
         raise StateError(
             "a migration that runs outside a transaction failed part-way and may have left "
             "partial changes",
-            [f"{s.version} {s.filename}: failed" for s in blocked],
-            "Inspect the database, finish or undo its changes by hand, then record the "
-            "outcome: `sqlmig repair VERSION --applied` (the changes are complete), "
-            "`--rolled-back` (they were undone) or `--forget` (drop the record).",
+            [
+                f"{s.version} {s.filename}: failed"
+                + (", and its file is gone" if s.migration is None else "")
+                for s in blocked
+            ],
+            advice,
         )
     drifted = [s for s in states if s.state in (State.CHANGED, State.MISSING)]
     if drifted and not allow_drift:
+        version = _one_version(drifted)
+        edit = f"if an edit was intentional, `sqlmig repair {version} --checksum`"
+        removal = (
+            "if a migration was removed on purpose, drop its record with "
+            f"`sqlmig repair {version} --forget`"
+        )
+        kinds = {s.state for s in drifted}
+        if State.MISSING not in kinds:
+            advice = f"Restore the files as they were applied, or, {edit}"
+        elif State.CHANGED not in kinds:
+            advice = f"Restore the files as they were applied; {removal}"
+        else:
+            advice = f"Restore the files as they were applied; {edit}; {removal}"
         raise StateError(
             "applied migrations no longer match their files",
             [
@@ -125,9 +159,15 @@ def check_blockers(states: Sequence[MigrationStatus], *, allow_drift: bool = Fal
                 )
                 for s in drifted
             ],
-            "Restore the files as they were applied, or, if an edit was intentional, "
-            "`sqlmig repair VERSION --checksum`; to run anyway pass --allow-drift.",
+            advice + "; to run anyway pass --allow-drift.",
         )
+
+
+def _failed_part_way(s: MigrationStatus) -> bool:
+    """A failed row that may stand for partial changes; a gone file may have been anything."""
+    if s.state is State.MISSING:
+        return s.recorded_status == "failed"
+    return s.state is State.FAILED and may_be_partial(s.migration)
 
 
 def may_be_partial(m: Migration | None) -> bool:

@@ -1,4 +1,4 @@
-"""Rendering library results for people (rich tables) and for scripts (JSON).
+"""Rendering library results for people (aligned text) and for scripts (JSON).
 
 The JSON field names are a stable interface, documented in the README: add fields,
 never rename or remove them.
@@ -128,44 +128,77 @@ def dump(document: dict[str, Any], out: IO[str]) -> None:
 
 
 def status_table(states: Sequence[MigrationStatus], out: IO[str], color: bool) -> None:
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("version", "name", "state", "applied at", "ms"):
-        table.add_column(column, justify="right" if column == "ms" else "left")
-    for s in states:
-        style = _STATE_STYLE.get(s.state.value, "")
-        applied = s.applied_at.strftime("%Y-%m-%d %H:%M:%S %Z") if s.applied_at else ""
-        ms = "" if s.duration_ms is None else str(s.duration_ms)
-        table.add_row(s.version, s.name, f"[{style}]{s.state.value}[/]", applied, ms)
-    _console(out, color).print(table)
+    rows = [
+        (
+            s.version,
+            s.name,
+            s.state.value,
+            s.applied_at.strftime("%Y-%m-%d %H:%M:%S %Z") if s.applied_at else "",
+            "" if s.duration_ms is None else str(s.duration_ms),
+        )
+        for s in states
+    ]
+    header = ("version", "name", "state", "applied at", "ms")
+    out.write(_text_table(header, rows, right={4}, state_column=2, color=color))
 
 
 def history_table(rows: Sequence[AppliedMigration], out: IO[str], color: bool) -> None:
-    from rich.table import Table
-
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("applied at", "version", "filename", "status", "ms", "checksum"):
-        table.add_column(column, justify="right" if column == "ms" else "left")
-    for r in rows:
-        style = _STATE_STYLE.get(r.status, "")
-        table.add_row(
+    cells = [
+        (
             r.applied_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
             r.version,
             r.filename,
-            f"[{style}]{r.status}[/]",
+            r.status,
             str(r.duration_ms),
             r.checksum[:19] + "…",
         )
-    _console(out, color).print(table)
+        for r in rows
+    ]
+    header = ("applied at", "version", "filename", "status", "ms", "checksum")
+    out.write(_text_table(header, cells, right={4}, state_column=3, color=color))
 
 
-def _console(out: IO[str], color: bool) -> Any:
-    from rich.console import Console
+_ANSI = {"bold": "1", "red": "31", "green": "32", "yellow": "33", "magenta": "35", "cyan": "36"}
 
-    # A pipe or a log file has no width to fit: never wrap a row there.
-    width = None if out.isatty() else 240
-    return Console(file=out, no_color=not color, highlight=False, width=width)
+
+def _paint(text: str, style: str) -> str:
+    codes = ";".join(_ANSI[word] for word in style.split())
+    return f"\x1b[{codes}m{text}\x1b[0m" if codes else text
+
+
+def _text_table(
+    header: tuple[str, ...],
+    rows: Sequence[tuple[str, ...]],
+    *,
+    right: set[int],
+    state_column: int,
+    color: bool,
+) -> str:
+    """Columns padded to their widest cell, two spaces apart; the state coloured.
+
+    Plain string formatting, not a rich Table: with thousands of rows rich's layout
+    took longer than the rest of ``status`` together. Never wrapped, on a terminal
+    or a pipe alike.
+    """
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+
+    def line(cells: tuple[str, ...], paint: bool) -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            padded = cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            if paint and i == state_column:
+                padded = _paint(padded, _STATE_STYLE.get(cell, ""))
+            parts.append(padded)
+        return "  ".join(parts).rstrip(" ")
+
+    head = line(header, False)
+    out = [_paint(head, "bold") if color else head, "  ".join("-" * w for w in widths)]
+    out.extend(line(row, color) for row in rows)
+    return "\n".join(out) + "\n"
 
 
 def summary(command: str, run: RunResult) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlmig.errors import UsageError
+from sqlmig.errors import MigrationFileError, UsageError
 from sqlmig.source import parse_filename
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -29,25 +30,88 @@ def slugify(name: str) -> str:
     return slug[:100].rstrip("_")
 
 
+# A version with fewer digits than a YYYYMMDDHHMMSS timestamp is a sequence number.
+_TIMESTAMP_DIGITS = 14
+_TIMESTAMP = "%Y%m%d%H%M%S"
+
+
+@dataclass(frozen=True)
+class NewMigration:
+    """The files ``new`` created, and why the version is not what was asked, if it is not."""
+
+    paths: list[Path]
+    version: str
+    note: str | None = None
+
+
 def next_version(directory: Path, *, sequential: bool, now: datetime | None = None) -> str:
-    """A UTC timestamp (YYYYMMDDHHMMSS), or the next sequence number padded like the others."""
+    """The version for a new migration in ``directory``; see :func:`choose_version`."""
+    return choose_version(directory, sequential=sequential, now=now)[0]
+
+
+def choose_version(
+    directory: Path, *, sequential: bool, now: datetime | None = None
+) -> tuple[str, str | None]:
+    """The next version, and a note for the operator when it is not the kind asked for.
+
+    A directory with migrations keeps its own kind, whatever ``sequential`` says:
+    sequence numbers get the next number padded like the others, timestamps get the
+    UTC time, moved past the newest one when the clock is behind it (so the new
+    migration is never out of order). ``sequential`` decides for an empty directory.
+    """
     existing = _versions(directory)
-    if not sequential:
-        version = (now or datetime.now(timezone.utc)).strftime("%Y%m%d%H%M%S")
-        if any(int(v) == int(version) for v in existing):
-            raise UsageError(f"version {version} already exists; wait a second and try again")
-        return version
-    highest = max(existing, key=int, default="0")
-    width = max((len(v) for v in existing), default=4)
-    return str(int(highest) + 1).zfill(width)
+    if not existing:
+        return ("0001" if sequential else _stamp(now)), None
+    highest = max(existing, key=int)
+    if int(highest) < 10 ** (_TIMESTAMP_DIGITS - 1):
+        width = max(len(v) for v in existing)
+        version = str(int(highest) + 1).zfill(width)
+        note = None
+        if not sequential:
+            note = (
+                f"{directory} numbers its migrations (newest {highest}), so this one is "
+                f"{version} rather than a timestamp"
+            )
+        return version, note
+    version = _stamp(now)
+    reasons = []
+    if sequential:
+        reasons.append(f"{directory} names its migrations by timestamp")
+    if int(version) <= int(highest):
+        version = _after(highest)
+        reasons.append(f"the newest, {highest}, is not older than the clock")
+    return version, (f"{' and '.join(reasons)}, so this one is {version}" if reasons else None)
+
+
+def _stamp(now: datetime | None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime(_TIMESTAMP)
+
+
+def _after(highest: str) -> str:
+    """The timestamp one second after ``highest`` (just the next number if it is no date)."""
+    try:
+        return (datetime.strptime(highest, _TIMESTAMP) + timedelta(seconds=1)).strftime(_TIMESTAMP)
+    except ValueError:
+        return str(int(highest) + 1).zfill(len(highest))
 
 
 def _versions(directory: Path) -> list[str]:
-    if not directory.is_dir():
+    """Versions of the files that are migrations (an orphan down script counts: its
+    version is taken); anything else, even a ``README.sql``, is not ``new``'s business."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise UsageError(
+            f"cannot list the migrations directory {directory}: {exc.strerror or exc}"
+        ) from None
     found = []
-    for entry in os.scandir(directory):
-        parsed = parse_filename(entry.name)
+    for entry in entries:
+        try:
+            parsed = parse_filename(entry.name)
+        except MigrationFileError:
+            continue
         if parsed is not None:
             found.append(parsed.version)
     return found
@@ -62,6 +126,20 @@ def new_migration(
     now: datetime | None = None,
 ) -> list[Path]:
     """Create an empty up/down pair (or one file with both sections); return the paths."""
+    return create_migration(
+        directory, name, sequential=sequential, single_file=single_file, now=now
+    ).paths
+
+
+def create_migration(
+    directory: str | os.PathLike[str],
+    name: str,
+    *,
+    sequential: bool = False,
+    single_file: bool = False,
+    now: datetime | None = None,
+) -> NewMigration:
+    """Create the files of a new migration, all or none, never overwriting one."""
     folder = Path(directory)
     slug = slugify(name)
     try:
@@ -71,7 +149,7 @@ def new_migration(
             f"cannot create the migrations directory {folder}: {exc.strerror or exc}; "
             "pass --dir with a directory"
         ) from None
-    version = next_version(folder, sequential=sequential, now=now)
+    version, note = choose_version(folder, sequential=sequential, now=now)
     if single_file:
         files = {f"{version}_{slug}.sql": "-- migrate:up\n\n\n-- migrate:down\n\n"}
     else:
@@ -80,14 +158,20 @@ def new_migration(
             f"{version}_{slug}.down.sql": f"-- {slug}: undo what the up script did\n\n",
         }
     created: list[Path] = []
-    for filename, body in files.items():
-        path = folder / filename
-        try:
-            with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
-                handle.write(body)
-        except FileExistsError:
-            raise UsageError(f"{path} already exists; nothing was overwritten") from None
-        except OSError as exc:
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-        created.append(path)
-    return created
+    try:
+        for filename, body in files.items():
+            path = folder / filename
+            try:
+                with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
+                    created.append(path)
+                    handle.write(body)
+            except FileExistsError:
+                raise UsageError(f"{path} already exists; nothing was overwritten") from None
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        # Half a pair would be a migration without its down script: take back what was made.
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    return NewMigration(created, version, note)

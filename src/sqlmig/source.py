@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Literal
 
 from sqlmig.errors import FileProblem, MigrationFileError, UsageError
-from sqlmig.sqlscript import find_meta_commands
+from sqlmig.sqlscript import find_meta_commands, line_col
 
 CHECKSUM_ALGORITHM = "sha256"
 
 _BOM = b"\xef\xbb\xbf"
 _MAX_VERSION = 2**63 - 1  # what a bigint column (and goose's int64) can hold
 _HASH_CHUNK = 1 << 20
+_READ_CHUNK = 1 << 20
 
 _NAME = re.compile(r"([0-9]+)_([a-z0-9_-]+)(\.up\.sql|\.down\.sql|\.sql)")
 _BAD_NAME = (
@@ -38,8 +39,9 @@ _BAD_NAME = (
 
 # Blank lines and comments before the first statement: where directives live, and
 # all that an "empty" script contains.
-_LEADING = re.compile(r"(?:[ \t\n\r\f\v]+|--[^\n]*|/\*.*?\*/)*", re.S)
-_DIRECTIVE = re.compile(r"^[ \t]*--[ \t]*sqlmig:(\S*)", re.M)
+# A lone CR ends a line comment too, as in PostgreSQL's lexer (old Mac line endings).
+_LEADING = re.compile(r"(?:[ \t\n\r\f\v]+|--[^\n\r]*|/\*.*?\*/)*", re.S)
+_DIRECTIVE = re.compile(r"(?:^|(?<=\r))[ \t]*--[ \t]*sqlmig:(\S*)", re.M)
 # dbmate's "-- migrate:up [options]" and goose's "-- +goose <annotation>" lines; a
 # line break is ten times faster to search for than a line start.
 _ANNOTATION = rb"[ \t]*--[ \t]*(migrate:|\+goose[ \t])([^\r\n]*)"
@@ -98,7 +100,7 @@ def checksum(sql: str) -> str:
 
     A Windows checkout must not look like an edited migration.
     """
-    return _digest(sql.removeprefix("\ufeff").encode("utf-8"))
+    return _digest(sql.lstrip("\ufeff").encode("utf-8"))
 
 
 def parse_filename(name: str) -> ParsedName | None:
@@ -119,14 +121,45 @@ def load_migrations(directory: str | os.PathLike[str]) -> list[Migration]:
     Raises UsageError when the directory itself cannot be listed, and one
     MigrationFileError listing every problem in its files.
     """
+    scan = scan_directory(directory)
+    if scan.problems:
+        raise MigrationFileError(sort_problems(scan.problems))
+    return scan.migrations
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryScan:
+    """Everything read from a migrations directory, its problems included.
+
+    ``scripts`` holds every script that could be read, also those of migrations
+    refused for another problem (a duplicate version, a bad down file), so that a
+    check of their SQL can report all problems in one pass.
+    """
+
+    migrations: list[Migration]  # the valid ones, ordered by version number
+    scripts: list[Script]
+    problems: list[FileProblem]
+
+
+def scan_directory(directory: str | os.PathLike[str]) -> DirectoryScan:
+    """Read and check every file in ``directory``, collecting problems instead of raising.
+
+    Raises UsageError only when the directory itself cannot be listed.
+    """
     with _collector_paused():
-        return _load(os.fspath(directory))
+        return _scan(os.fspath(directory))
 
 
-def _load(root: str) -> list[Migration]:
+def sort_problems(problems: list[FileProblem]) -> list[FileProblem]:
+    """By file, then line: the order an operator fixes them in."""
+    return sorted(problems, key=lambda p: (p.path, p.line or 0))
+
+
+def _scan(root: str) -> DirectoryScan:
     entries = _list_directory(root)
     root_real = os.path.realpath(root)
     problems: list[FileProblem] = []
+    scripts: list[Script] = []
     versions: dict[int, list[tuple[ParsedName, os.DirEntry[str]]]] = {}
     for entry in entries:
         parsed = _classify(entry.name)
@@ -139,14 +172,11 @@ def _load(root: str) -> list[Migration]:
 
     migrations = []
     for number, files in versions.items():
-        migration = _load_version(number, files, root_real, problems)
+        migration = _load_version(number, files, root_real, problems, scripts)
         if migration is not None:
             migrations.append(migration)
-    if problems:
-        problems.sort(key=lambda p: (p.path, p.line or 0))
-        raise MigrationFileError(problems)
     migrations.sort(key=lambda m: m.number)
-    return migrations
+    return DirectoryScan(migrations, scripts, problems)
 
 
 @contextmanager
@@ -226,8 +256,12 @@ def _load_version(
     files: list[tuple[ParsedName, os.DirEntry[str]]],
     root_real: str,
     problems: list[FileProblem],
+    scripts: list[Script],
 ) -> Migration | None:
-    """The migration for one version number, or None after recording why not."""
+    """The migration for one version number, or None after recording why not.
+
+    Every script read is added to ``scripts``, whether or not the migration is valid.
+    """
     before = len(problems)
     if len(files) > 1 or files[0][0].kind == "down":
         _check_files_agree(number, files, problems)
@@ -243,11 +277,16 @@ def _load_version(
             sections = _single_file(entry.path, data, bom, problems)
             if sections is not None:
                 up, down, digest = sections
+                scripts.extend(script for script in (up, down) if script is not None)
         elif parsed.kind == "up":
             up = _pair_file(entry.path, data, bom, problems, is_up=True)
             digest = _digest(data)
+            if up is not None:
+                scripts.append(up)
         else:
             down = _pair_file(entry.path, data, bom, problems, is_up=False)
+            if down is not None:
+                scripts.append(down)
 
     if len(problems) > before or up is None:
         return None
@@ -295,28 +334,65 @@ def _read(
             text = "is not a regular file (a FIFO, socket or device)"
             problems.append(_problem(entry.path, text))
             return None
-        with open(entry.path, "rb", buffering=0) as f:  # one read, sized by fstat
-            data = f.read()
+        data = _read_all(entry.path)
     except OSError as e:
-        link = f" (it is a symlink to {target})" if target else ""
+        link = f" (it is a symlink to {_link_target(entry.path)})" if target else ""
         problems.append(_problem(entry.path, f"cannot be read: {_reason(e)}{link}"))
         return None
-    if data.startswith(_BOM):
-        return data[len(_BOM) :], len(_BOM)
-    return data, 0
+    # Every leading BOM goes (an editor may add one to a file that has one): the
+    # server would choke on the rest, and checksum() of the text drops them too.
+    bom = 0
+    while data.startswith(_BOM, bom):
+        bom += len(_BOM)
+    return (data[bom:], bom) if bom else (data, 0)
+
+
+def _read_all(path: str) -> bytes:
+    """The file's bytes: one read sized by fstat, then the read that finds the end.
+
+    Plain descriptors, not a file object: with thousands of small files the object's
+    set-up cost as much as the reading.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, os.fstat(fd).st_size + 1)
+        while more := os.read(fd, _READ_CHUNK):  # it grew, or a read came up short
+            data += more
+        return data
+    finally:
+        os.close(fd)
+
+
+def _link_target(path: str) -> str:
+    """Where a link points, as written: the resolved path of a loop says nothing."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return os.path.realpath(path)
 
 
 def _decode(
     path: str, data: bytes, start: int, end: int, bom: int, problems: list[FileProblem]
 ) -> str | None:
     try:
-        return str(memoryview(data)[start:end], "utf-8")
+        text = str(memoryview(data)[start:end], "utf-8")
     except UnicodeDecodeError as e:
         bad = start + e.start
         text = f"is not valid UTF-8 (byte 0x{data[bad]:02x} at byte offset {bad + bom}); "
+        if bom == 0 and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            text += "it starts with a UTF-16 byte order mark; "
         text += "save the file as UTF-8"
         problems.append(_problem(path, text, data.count(b"\n", 0, bad) + 1))
         return None
+    # PostgreSQL takes a query as a C string: it would end at the NUL, silently
+    # dropping the rest of the script, or fail with a misleading syntax error.
+    nul = data.find(b"\0", start, end)
+    if nul >= 0:
+        message = f"contains a NUL byte (at byte offset {nul + bom}), which PostgreSQL "
+        message += "cannot receive in SQL text; remove it"
+        problems.append(_problem(path, message, data.count(b"\n", 0, nul) + 1))
+        return None
+    return text
 
 
 def _pair_file(
@@ -496,7 +572,7 @@ def _no_transaction(path: str, text: str, first_line: int, problems: list[FilePr
     leading_end = _leading_end(text)
     found = False
     for match in _DIRECTIVE.finditer(text):
-        line = first_line + text.count("\n", 0, match.start())
+        line = first_line + line_col(text, match.start())[0] - 1
         if match[1] != "no-transaction":
             message = f"unknown directive 'sqlmig:{match[1]}'; "
             message += "the only one is 'sqlmig:no-transaction'"

@@ -39,10 +39,13 @@ class Statement:
 # --- the lexer --------------------------------------------------------------
 
 _WS = " \t\n\r\f\v"
-# Identifier characters other than '$'. PostgreSQL counts every byte >= 0x80 as
-# a letter, which in UTF-8 means every non-ASCII character.
-_ID = "0-9A-Za-z_\\x80-\\U0010ffff"
-_TAG = "(?:[A-Za-z_\\x80-\\U0010ffff][0-9A-Za-z_\\x80-\\U0010ffff]*)?"
+# An identifier character other than '$'. PostgreSQL counts every byte >= 0x80 as
+# a letter, which in UTF-8 means every non-ASCII character. Written as "not one of
+# the other ASCII characters": a class that spells out the range up to U+10FFFF
+# takes milliseconds to compile, and there are a dozen of them.
+_ID = r"[^\x00-/:-@\[-^`{-\x7f]"
+_ID_OR_DOLLAR = r"[^\x00-#%-/:-@\[-^`{-\x7f]"
+_TAG = r"(?:[^\x00-@\[-^`{-\x7f]" + _ID + "*)?"
 # A comment or whitespace between two keywords. The line comment must end in a
 # newline (or the keyword would be inside it), which also keeps the regex from
 # backtracking exponentially over "-- -- --".
@@ -68,12 +71,13 @@ _CODE = re.compile(_TOKEN)
 # we also track parentheses and BEGIN, as psql does; elsewhere a ';' between
 # parentheses is a syntax error however we split, so we don't pay to track them ...
 _NESTING = re.compile(
-    rf"(?i)create{_GAP}+(?:or{_GAP}+replace{_GAP}+)?(?:function|procedure|rule)(?![{_ID}$])"
+    rf"(?i:create){_GAP}+(?:(?i:or){_GAP}+(?i:replace){_GAP}+)?"
+    rf"(?i:function|procedure|rule)(?!{_ID_OR_DOLLAR})"
 )
-_NESTING_CODE = re.compile(_TOKEN + rf"|[()]|(?<![{_ID}])(?i:begin)(?![{_ID}$])")
+_NESTING_CODE = re.compile(_TOKEN + rf"|[()]|(?<!{_ID})(?i:begin)(?!{_ID_OR_DOLLAR})")
 # ... and inside a BEGIN ATOMIC body CASE and END, since CASE ... END nests in it.
-_BODY_CODE = re.compile(_TOKEN + rf"|[()]|(?<![{_ID}])(?i:case|end)(?![{_ID}$])")
-_ATOMIC = re.compile(rf"(?i){_GAP}+atomic(?![{_ID}$])")
+_BODY_CODE = re.compile(_TOKEN + rf"|[()]|(?<!{_ID})(?i:case|end)(?!{_ID_OR_DOLLAR})")
+_ATOMIC = re.compile(rf"{_GAP}+(?i:atomic)(?!{_ID_OR_DOLLAR})")
 
 _SIGNIFICANT = re.compile(f"[^{_WS}]")
 _DOLLAR = re.compile(rf"\${_TAG}\$")
@@ -228,26 +232,70 @@ def split_statements(script: str) -> list[Statement]:
     or a BEGIN ATOMIC body. A last statement without ';' is kept. An unterminated
     literal or comment runs to the end of the script, so the server reports it.
     """
+    return split_checked(script)[0]
+
+
+def split_checked(script: str) -> tuple[list[Statement], tuple[str, int] | None]:
+    """``split_statements`` and ``unterminated`` from one pass over the script."""
+    return _split(script, only_control=False)
+
+
+def control_candidates(script: str) -> tuple[list[Statement], tuple[str, int] | None]:
+    """The statements that may be transaction control, and what ``unterminated`` says,
+    from one pass over the script.
+
+    Every statement for which ``transaction_control`` is not None is among them, and
+    few others: validation lexes every script, but need not copy out every statement.
+    """
+    return _split(script, only_control=True)
+
+
+def _split(script: str, *, only_control: bool) -> tuple[list[Statement], tuple[str, int] | None]:
     statements: list[Statement] = []
-    start = -1  # first significant character of the current statement, if any
+    opened = -1  # where an unterminated literal or comment starts, if any
+    keeping = False  # inside a statement that is to be returned
+    start = 0  # first significant character of the current statement
     end = 0  # end of its last significant character seen so far
     pos = 0  # end of the previous token
     for kind, s, e in _tokens(script):
+        if kind == _UNTERMINATED:
+            opened = s
         if kind == _START:
             start = end = s
-        elif start >= 0:
+            keeping = not only_control or _may_be_control(script, s)
+        elif keeping:
             # A literal ends where it ends; before a comment or ';', the code since
             # the previous token may hold the last significant character.
             significant = kind in (_QUOTED, _UNTERMINATED)
             end = e if significant else max(end, _text_end(script, pos, s))
             if kind == _END:
                 statements.append(Statement(script[start:end], start))
-                start = -1
+                keeping = False
+        elif kind == _END:
+            keeping = False
         pos = e
-    if start >= 0:
+    if keeping:
         end = max(end, _text_end(script, pos, len(script)))
         statements.append(Statement(script[start:end], start))
-    return statements
+    return statements, (None if opened < 0 else (_describe(script, opened), opened))
+
+
+def statement_groups(script: str, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` spans that cover the script in order, cut only where a statement
+    starts, each at least ``size`` characters long (the last holds what is left).
+
+    Every span holds at least one statement, and the spans joined are the script:
+    sent one after the other, they run exactly what the whole script would.
+    """
+    start = 0
+    seen = False
+    for kind, s, _ in _tokens(script):
+        if kind == _START:
+            if seen and s - start >= size:
+                yield start, s
+                start = s
+            seen = True
+    yield start, len(script)
 
 
 def _text_end(script: str, start: int, stop: int) -> int:
@@ -314,8 +362,20 @@ def find_meta_commands(script: str) -> list[int]:
     return lines
 
 
-_TRANSACTION_WORD = re.compile(rf"{_GAP}*([A-Za-z_][{_ID}$]*)")
-_NOT_TWO_PHASE = re.compile(rf"{_GAP}*(?:\(|(?i:as)(?![{_ID}$]))")
+_TRANSACTION_WORD = re.compile(rf"{_GAP}*([A-Za-z_]{_ID_OR_DOLLAR}*)")
+# How a statement whose first word is BEGIN, END, ABORT, COMMIT, ROLLBACK, START or
+# PREPARE can start: with that word's first two letters, or with blanks or a comment.
+_CONTROL_PREFIXES = frozenset(("BE", "EN", "AB", "CO", "RO", "ST", "PR"))
+_BLANK_OR_COMMENT = frozenset("-/" + _WS)
+
+
+def _may_be_control(text: str, start: int) -> bool:
+    """A quick no for most statements starting at ``start``: see transaction_control."""
+    head = text[start : start + 2]
+    return head[:1] in _BLANK_OR_COMMENT or head.upper() in _CONTROL_PREFIXES
+
+
+_NOT_TWO_PHASE = re.compile(rf"{_GAP}*(?:\(|(?i:as)(?!{_ID_OR_DOLLAR}))")
 
 
 def transaction_control(statement: Statement) -> str | None:
@@ -324,6 +384,8 @@ def transaction_control(statement: Statement) -> str | None:
     Savepoint commands (SAVEPOINT, RELEASE, ROLLBACK TO) are fine inside a
     transaction and return None, as does anything else.
     """
+    if not _may_be_control(statement.sql, 0):
+        return None  # the quick answer for most statements
     words: list[str] = []
     ends: list[int] = []
     while len(words) < 3 and (m := _TRANSACTION_WORD.match(statement.sql, ends[-1] if ends else 0)):
@@ -393,6 +455,8 @@ def excerpt(text: str, line: int, column: int, *, context: int = 2, first_line: 
     caret line so the caret stays aligned however tabs are displayed.
     """
     lines = _LINE_BREAK.split(text, maxsplit=line + context)
+    if len(lines) > 1 and lines[-1] == "" and line < len(lines):
+        lines.pop()  # the final line break ends the last line; no line follows it
     line = min(max(line, 1), len(lines))
     first = max(line - context, 1)
     last = min(line + context, len(lines))

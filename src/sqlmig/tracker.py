@@ -8,11 +8,13 @@ same definition, never SQL pasted together from strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import hashlib
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -23,10 +25,10 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
-    Row,
     Select,
     Table,
     Text,
+    bindparam,
     func,
     select,
     text,
@@ -37,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateSchema, CreateTable
 from sqlalchemy.sql.dml import ReturningInsert, Update
 
+from sqlmig.database import autocommit
 from sqlmig.errors import ConcurrentRunError, IncompatibleTableError, InvalidIdentifierError
 
 DEFAULT_TABLE = "schema_migrations"
@@ -61,6 +64,19 @@ _UNDEFINED_TABLE = "42P01"
 _UNDEFINED_COLUMN = "42703"
 
 
+_MAX_IDENTIFIER_BYTES = 63
+
+
+def _constraint_name(table: str) -> str:
+    """``<table>_status_check``, shortened with a hash of the table name when too long."""
+    name = f"{table}_status_check"
+    if len(name.encode()) <= _MAX_IDENTIFIER_BYTES:
+        return name
+    digest = hashlib.sha256(table.encode()).hexdigest()[:8]
+    head = table.encode()[: _MAX_IDENTIFIER_BYTES - len(f"_{digest}_check")]
+    return f"{head.decode(errors='ignore')}_{digest}_check"
+
+
 def _define(name: str, schema: str | None, meta: MetaData) -> Table:
     return Table(
         name,
@@ -72,7 +88,7 @@ def _define(name: str, schema: str | None, meta: MetaData) -> Table:
         Column("duration_ms", Integer, nullable=False),
         Column("status", Text, nullable=False, server_default=text("'applied'")),
         CheckConstraint(
-            "status IN ('applied', 'failed', 'rolled_back')", name=f"{name}_status_check"
+            "status IN ('applied', 'failed', 'rolled_back')", name=_constraint_name(name)
         ),
         schema=schema,
     )
@@ -86,17 +102,31 @@ def migrations_table(name: str = DEFAULT_TABLE, schema: str | None = None) -> Ta
     """The tracking ``Table`` for a name and schema (the default one is on ``metadata``)."""
     for label, value in (("table", name), ("schema", schema)):
         if value is not None:
-            _check_identifier(label, value)
+            check_identifier(label, value)
     if name == DEFAULT_TABLE and schema is None:
         return schema_migrations
     return _define(name, schema, MetaData())
 
 
-def _check_identifier(label: str, value: str) -> None:
-    if not value or "\x00" in value or len(value.encode()) > 63 or value != value.strip():
+def check_identifier(label: str, value: str, origin: str = "") -> None:
+    """Refuse a table or schema name PostgreSQL would alter or an operator would misread.
+
+    Anything else is used exactly as given, always quoted: case, dots, spaces, quotes
+    and semicolons are part of the name, never SQL (``a.b`` is one table, not a schema
+    and a table). A name over 63 bytes is refused because PostgreSQL would silently
+    cut it, and so make two long names the same.
+    """
+    problem = None
+    if not value or value != value.strip():
+        problem = "it is empty or starts or ends with a space"
+    elif any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        problem = "it contains a control character"
+    elif len(value.encode()) > _MAX_IDENTIFIER_BYTES:
+        problem = f"it is {len(value.encode())} bytes long; PostgreSQL allows 63"
+    if problem is not None:
         raise InvalidIdentifierError(
-            f"invalid {label} name {value!r}: it must be 1 to 63 bytes, without NUL "
-            "characters or surrounding spaces"
+            f"invalid {label} name {value!r}{origin}: {problem}. A {label} name is 1 to 63 "
+            "bytes, used as given (quoted, so case, spaces and quotes are kept)"
         )
 
 
@@ -209,11 +239,12 @@ class Tracker:
     def read(self, conn: Connection) -> list[AppliedMigration] | None:
         """Every row in version order, or None when the table does not exist yet.
 
-        Costs one query: existence and shape are only looked at when it fails. Runs in
-        its own transaction on ``conn``, which must not be inside one.
+        Costs one round trip: existence and shape are only looked at when it fails.
+        Runs as a lone statement in autocommit on ``conn``, which must not be inside a
+        transaction.
         """
         try:
-            with conn.begin():
+            with autocommit(conn):
                 rows = conn.execute(self._select()).all()
         except DBAPIError as exc:
             if _sqlstate(exc) == _UNDEFINED_TABLE:
@@ -268,19 +299,23 @@ class Tracker:
         self._upsert(params, "failed", conn)
 
     def _upsert(self, params: RecordParams, status: str, conn: Connection | None) -> bool:
-        stmt = self.record_statement(params, status)
-        return self._run(conn, lambda c: c.execute(stmt).first()) is not None
+        values = _record_values(params, status)
+        return self._run(conn, lambda c: c.execute(self._record, values).first()) is not None
 
     def record_statement(self, params: RecordParams, status: str) -> ReturningInsert[tuple[str]]:
         """The upsert that records a run; it changes nothing when the row is 'applied'."""
+        values = _record_values(params, status)
+        return self._upsert_of({name: bindparam(key, values[key]) for name, key in _RECORDED})
+
+    @cached_property
+    def _record(self) -> ReturningInsert[tuple[str]]:
+        """``record_statement`` with its values left as parameters: built once per
+        tracker, so a run builds no statement per migration and SQLAlchemy compiles
+        it once."""
+        return self._upsert_of({name: bindparam(key) for name, key in _RECORDED})
+
+    def _upsert_of(self, values: dict[str, Any]) -> ReturningInsert[tuple[str]]:
         t = self.table
-        values = {
-            "version": params.version,
-            "filename": params.filename,
-            "checksum": params.checksum,
-            "duration_ms": params.duration_ms,
-            "status": status,
-        }
         return (
             insert(t)
             .values(**values, applied_at=func.now())
@@ -320,8 +355,28 @@ class Tracker:
         return self._run(conn, lambda c: c.execute(stmt).rowcount) == 1
 
 
-def _in_order(rows: Iterable[Row[Any]]) -> list[AppliedMigration]:
-    found = [AppliedMigration(**row._mapping) for row in rows]
+# The columns a record sets from its parameters (applied_at is the server's now()),
+# and the parameters' names: a column's own name is reserved by SQLAlchemy.
+_RECORDED = tuple(
+    (name, f"record_{name}")
+    for name in ("version", "filename", "checksum", "duration_ms", "status")
+)
+
+
+def _record_values(params: RecordParams, status: str) -> dict[str, Any]:
+    return {
+        "record_version": params.version,
+        "record_filename": params.filename,
+        "record_checksum": params.checksum,
+        "record_duration_ms": params.duration_ms,
+        "record_status": status,
+    }
+
+
+def _in_order(rows: Iterable[Sequence[Any]]) -> list[AppliedMigration]:
+    # By position (_select() names the columns in this order): a mapping per row costs
+    # more than the rest of reading the row.
+    found = [AppliedMigration(v, f, c, at, ms, st) for v, f, c, at, ms, st in rows]
     found.sort(key=lambda m: version_key(m.version))
     return found
 

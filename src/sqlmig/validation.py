@@ -9,11 +9,12 @@ migration without its record).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from sqlmig.errors import FileProblem, MigrationFileError
-from sqlmig.source import Migration, Script
-from sqlmig.sqlscript import line_col, split_statements, transaction_control, unterminated
+from sqlmig.source import Migration, Script, scan_directory, sort_problems
+from sqlmig.sqlscript import Statement, control_candidates, line_col, transaction_control
 
 
 def script_problems(script: Script) -> list[FileProblem]:
@@ -24,7 +25,7 @@ def script_problems(script: Script) -> list[FileProblem]:
     def line_of(offset: int) -> int:
         return script.first_line + line_col(script.sql, offset)[0] - 1
 
-    opened = unterminated(script.sql)
+    statements, opened = control_candidates(script.sql)  # one pass over the script
     if opened is not None:
         what, offset = opened
         problems.append(
@@ -33,7 +34,7 @@ def script_problems(script: Script) -> list[FileProblem]:
             )
         )
     if script.transactional:
-        for statement in split_statements(script.sql):
+        for statement in statements:
             keyword = transaction_control(statement)
             if keyword is not None:
                 problems.append(
@@ -45,7 +46,36 @@ def script_problems(script: Script) -> list[FileProblem]:
                         line_of(statement.start),
                     )
                 )
+    else:
+        opener = _left_open(statements)
+        if opener is not None:
+            keyword, offset = opener
+            problems.append(
+                FileProblem(
+                    path,
+                    f"{keyword} opens a transaction that the script never ends: sqlmig runs "
+                    "this script outside a transaction and cannot commit or record it while "
+                    "one is open; add COMMIT after the statements it should cover",
+                    line_of(offset),
+                )
+            )
     return problems
+
+
+_OPENS = ("BEGIN", "START TRANSACTION")
+_ENDS = ("COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE TRANSACTION")
+
+
+def _left_open(statements: Sequence[Statement]) -> tuple[str, int] | None:
+    """The BEGIN of a no-transaction script that no COMMIT (or ROLLBACK...) follows."""
+    opened: tuple[str, int] | None = None
+    for statement in statements:
+        keyword = transaction_control(statement)
+        if keyword in _OPENS and opened is None:
+            opened = (keyword, statement.start)
+        elif keyword in _ENDS:
+            opened = None
+    return opened
 
 
 def check_scripts(migrations: Sequence[Migration]) -> None:
@@ -57,3 +87,19 @@ def check_scripts(migrations: Sequence[Migration]) -> None:
                 problems.extend(script_problems(script))
     if problems:
         raise MigrationFileError(problems)
+
+
+def validate_files(directory: str | os.PathLike[str]) -> list[Migration]:
+    """The migrations of ``directory``, every file and script checked; needs no database.
+
+    Raises one MigrationFileError listing every problem of every file (names,
+    pairs, encoding, sections, SQL), sorted by file and line, so that one run
+    shows the operator everything to fix.
+    """
+    scan = scan_directory(directory)
+    problems = list(scan.problems)
+    for script in scan.scripts:
+        problems.extend(script_problems(script))
+    if problems:
+        raise MigrationFileError(sort_problems(problems))
+    return scan.migrations

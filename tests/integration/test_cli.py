@@ -795,3 +795,43 @@ def test_console_script_missing_url_exit_2(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert done.stderr.startswith("error: no database URL:")
     assert done.stderr.count("\n") == 1
+
+
+def test_a_progress_bar_on_a_terminal_is_cleared_when_a_migration_fails(
+    url: str, tmp_path: Path, engine: Engine
+) -> None:
+    """The bar (more than 5 migrations, stderr a terminal) stops before the error prints,
+    so the error is the last thing on the screen."""
+    import pty
+
+    files = {f"000{i}_t{i}.up.sql": f"CREATE TABLE t{i} (id int);\n" for i in range(1, 7)}
+    files["0007_broken.up.sql"] = "SELECT 1;\nCREATE TABLE t1 (id int);\n"
+    write(tmp_path / "migrations", files)
+    leader, follower = pty.openpty()
+    clean = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    process = subprocess.Popen(
+        [str(SCRIPT), "--database-url", url, "up"],
+        cwd=tmp_path,
+        env={**clean, "TERM": "xterm", "COLUMNS": "100"},
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader)
+
+    assert process.wait(timeout=60) == 1
+    text_out = screen.decode("utf-8", "replace")
+    after_error = text_out[text_out.index("error: ") :]
+    assert 'relation "t1" already exists' in after_error
+    assert "migrating" in text_out  # the bar was shown
+    assert "migrating" not in after_error  # and gone before the error
+    assert rows(engine)[-1] == ("0007", "failed")

@@ -242,7 +242,7 @@ def test_terminated_holder_loses_the_lock_and_ensure_held_raises_lock_lost(
             held.ensure_held()
         assert "lost" in str(lost.value)
         assert "sqlmig status" in str(lost.value)
-        assert lost.value.exit_code == 1
+        assert lost.value.exit_code == 4
     # Leaving the block raised nothing; the dead connection was thrown away, not pooled.
     assert "could not release the migration lock cleanly" in caplog.text
     assert dbapi_connection.closed

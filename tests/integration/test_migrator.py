@@ -256,7 +256,6 @@ def test_failing_statement_rolls_back_its_whole_migration_and_stops_the_run(
         "  3 | SELECT id FROM no_such_table;\n"
         "    |                ^\n"
         "  4 | CREATE TABLE c (id int);\n"
-        "  5 |\n"
         "Its transaction was rolled back: nothing of 0002 remains, and it is recorded as "
         "'failed'. Before it, this run applied 1: 0001. "
         "Fix the script and run `sqlmig up` again; it will be retried."
@@ -388,10 +387,10 @@ def test_error_in_a_windows_file_with_a_bom_is_located_by_its_lines(
     assert (caught.value.line, caught.value.column) == (line, 17)
     assert caught.value.excerpt is not None
     assert caught.value.excerpt.splitlines()[-3:] == [
+        f"  {line - 1} | INSERT INTO t VALUES ('x');",
         f"  {line} |   SELECT * FROM no_such_table;",
         "    |                 ^",
-        f"  {line + 1} |",
-    ]
+    ]  # and no line past the end of the file
 
 
 # --- migrations outside a transaction --------------------------------------------------
@@ -530,7 +529,6 @@ def test_failure_outside_a_transaction_names_the_statement_and_what_was_applied(
         "  5 |   SELECT id FROM no_such_table;\n"
         "    |                  ^\n"
         "  6 | CREATE TABLE c (id int);\n"
-        "  7 |\n"
         "This migration runs outside a transaction: statements 1-2 of 4 were applied and "
         "committed (ending at line 3). It is recorded as 'failed' and `sqlmig up` will refuse "
         "to run until you resolve it: finish or undo its changes by hand, then "
@@ -569,7 +567,7 @@ def test_failed_no_transaction_migration_blocks_up_until_repair(
         with pytest.raises(StateError) as blocked:
             attempt()
         assert "0002 0002_b.up.sql: failed" in str(blocked.value)
-        assert "`sqlmig repair VERSION --applied`" in str(blocked.value)
+        assert "`sqlmig repair 0002 --applied`" in str(blocked.value)
         assert "`--rolled-back`" in str(blocked.value)
         assert "`--forget`" in str(blocked.value)
     assert tables(engine) == {"schema_migrations", "a", "b"}  # nothing more ran
@@ -798,7 +796,7 @@ def test_edited_applied_file_stops_up_before_anything_runs(
         "applied migrations no longer match their files; nothing was run:\n"
         f"  0001 0001_a.up.sql: checksum {edited_sum} differs from recorded {recorded_sum}\n"
         "Restore the files as they were applied, or, if an edit was intentional, "
-        "`sqlmig repair VERSION --checksum`; to run anyway pass --allow-drift."
+        "`sqlmig repair 0001 --checksum`; to run anyway pass --allow-drift."
     )
     assert tables(engine) == {"schema_migrations", "a"}  # 0002 did not run
     with pytest.raises(StateError):

@@ -165,3 +165,78 @@ def test_socket_urls_name_the_socket_directory() -> None:
     url = parse_url("postgresql://postgres:@/postgres?host=/tmp/pgdir")
     error = classify(RuntimeError("No such file or directory"), url)
     assert "server /tmp/pgdir, database 'postgres'" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        (f"postgresql://u:{SECRET}@h/app?port=abc", "'abc'"),
+        (f"postgresql://u:{SECRET}@h:99999/app", "'99999'"),
+        (f"postgresql://u:{SECRET}@h:0/app", "'0'"),
+        (f"postgresql://u:{SECRET}@h/app?port=-5", "'-5'"),
+        (f"postgresql://u:{SECRET}@/app?host=h1,h2&port=5432,x", "'x'"),
+        (f"postgresql://u:{SECRET}@/app?host=h1:5432&host=h2:abc", "'abc'"),
+        (f"postgresql://u:{SECRET}@h/app?port=\u00b2", "'\u00b2'"),  # isdigit(), not int()
+        (f"postgresql://u:{SECRET}@h/app?port=\u0663", "'\u0663'"),  # an Arabic-Indic 3
+    ],
+)
+def test_a_port_that_is_not_1_to_65535_is_a_url_error(url: str, port: str) -> None:
+    """Left to the driver, these were SQLAlchemy's ArgumentError or an 'unknown host'."""
+    with pytest.raises(InvalidURLError) as info:
+        parse_url(url)
+    assert f": port {port} is not a number from 1 to 65535. Ports go in " in str(info.value)
+    assert info.value.exit_code == 2
+    assert SECRET not in all_text(info.value)
+    assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_hosts_and_ports_that_do_not_pair_up_are_a_url_error() -> None:
+    with pytest.raises(InvalidURLError) as info:
+        parse_url(f"postgresql://u:{SECRET}@/app?host=h1,h2,h3&port=5432,5433")
+    assert "number of hosts and ports don't match" in str(info.value)
+    assert SECRET not in all_text(info.value)
+    assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@h:1/app",
+        "postgresql://u@h:65535/app",
+        "postgresql://u@h/app?port=5433",
+        "postgresql://u@/app?host=h1,h2&port=5432,5433",
+        "postgresql://u@/app?host=h1:5432&host=h2:5433",
+        "postgresql://u@/app?host=/var/run/postgresql",
+    ],
+)
+def test_valid_ports_in_every_form_are_accepted(url: str) -> None:
+    assert parse_url(url).drivername == "postgresql+psycopg"
+
+
+@given(st.text(max_size=12))
+def test_any_port_text_is_accepted_or_refused_as_a_url_error(port: str) -> None:
+    """Whatever follows ?port=, parsing either succeeds with a port the driver takes, or
+    raises InvalidURLError; never another exception from deeper down."""
+    from urllib.parse import quote
+
+    url = f"postgresql://u:{SECRET}@h/app?port={quote(port, safe='')}"
+    try:
+        parsed = parse_url(url)
+    except InvalidURLError as exc:
+        assert SECRET not in all_text(exc)
+        return
+    args = parsed.get_dialect()().create_connect_args(parsed)[1]
+    for value in str(args.get("port") or "").split(","):
+        assert not value or 1 <= int(value) <= 65535
+
+
+@pytest.mark.parametrize("names", [{"table": "t" * 64}, {"schema": " padded"}])
+def test_a_migrator_refuses_a_bad_table_name_before_it_makes_an_engine(
+    names: dict[str, str],
+) -> None:
+    """Port 1 on loopback refuses connections: reaching it would raise another error."""
+    from sqlmig.errors import InvalidIdentifierError
+    from sqlmig.migrator import Migrator
+
+    with pytest.raises(InvalidIdentifierError):
+        Migrator("postgresql://app@127.0.0.1:1/app", "migrations", **names)

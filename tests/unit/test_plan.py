@@ -188,7 +188,7 @@ def test_a_failed_migration_that_runs_outside_a_transaction_blocks_even_with_dri
         "a migration that runs outside a transaction failed part-way and may have left "
         f"partial changes; nothing was run:\n  0001 {filename}: failed\n"
         "Inspect the database, finish or undo its changes by hand, then record the "
-        "outcome: `sqlmig repair VERSION --applied` (the changes are complete), "
+        "outcome: `sqlmig repair 0001 --applied` (the changes are complete), "
         "`--rolled-back` (they were undone) or `--forget` (drop the record)."
     )
 
@@ -212,10 +212,51 @@ def test_changed_and_missing_files_block_unless_drift_is_allowed(tmp_path: Path)
         f"  0001 0001_a.up.sql: checksum {migrations[0].checksum} differs from recorded "
         "sha256:before\n"
         "  0002 0002_b.up.sql: file is gone\n"
-        "Restore the files as they were applied, or, if an edit was intentional, "
-        "`sqlmig repair VERSION --checksum`; to run anyway pass --allow-drift."
+        "Restore the files as they were applied; if an edit was intentional, "
+        "`sqlmig repair VERSION --checksum`; if a migration was removed on purpose, drop "
+        "its record with `sqlmig repair VERSION --forget`; to run anyway pass --allow-drift."
     )
     check_blockers(found, allow_drift=True)
+
+
+def test_a_missing_file_alone_is_advised_to_be_restored_or_forgotten(tmp_path: Path) -> None:
+    migrations = load(tmp_path / "m", pair("0001", "a"))
+    found = statuses(
+        migrations,
+        [row("0001", migrations=migrations), row("0002", filename="0002_b.up.sql")],
+    )
+
+    with pytest.raises(StateError) as caught:
+        check_blockers(found)
+
+    assert str(caught.value) == (
+        "applied migrations no longer match their files; nothing was run:\n"
+        "  0002 0002_b.up.sql: file is gone\n"
+        "Restore the files as they were applied; if a migration was removed on purpose, "
+        "drop its record with `sqlmig repair 0002 --forget`; to run anyway pass "
+        "--allow-drift."
+    )
+
+
+def test_a_failed_migration_whose_file_is_gone_blocks_and_says_forget(tmp_path: Path) -> None:
+    migrations = load(tmp_path / "m", pair("0001", "a"))
+    found = statuses(
+        migrations,
+        [row("0001", migrations=migrations), row("0002", "failed", filename="0002_b.up.sql")],
+    )
+
+    with pytest.raises(StateError) as caught:
+        check_blockers(found, allow_drift=True)  # a failure is not drift
+
+    assert str(caught.value) == (
+        "a migration that runs outside a transaction failed part-way and may have left "
+        "partial changes; nothing was run:\n  0002 0002_b.up.sql: failed, and its file is "
+        "gone\nInspect the database, finish or undo its changes by hand, then record the "
+        "outcome: `sqlmig repair 0002 --applied` (the changes are complete), "
+        "`--rolled-back` (they were undone) or `--forget` (drop the record). A failed "
+        "migration whose file is gone cannot be retried: once its changes are undone, drop "
+        "its record with `sqlmig repair 0002 --forget`."
+    )
 
 
 def test_nothing_blocks_a_clean_state(four: list[Migration]) -> None:

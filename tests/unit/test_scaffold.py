@@ -9,9 +9,17 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from sqlmig.cli import app
 from sqlmig.errors import UsageError
-from sqlmig.scaffold import new_migration, next_version, slugify
+from sqlmig.scaffold import (
+    choose_version,
+    create_migration,
+    new_migration,
+    next_version,
+    slugify,
+)
 from sqlmig.source import load_migrations, parse_filename
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -58,13 +66,23 @@ def test_the_default_version_is_the_utc_timestamp(tmp_path: Path) -> None:
     assert next_version(tmp_path, sequential=False, now=NOW) == "20240102030405"
 
 
-def test_a_timestamp_already_used_is_a_usage_error(tmp_path: Path) -> None:
-    (tmp_path / "20240102030405_first.up.sql").write_text("SELECT 1;\n")
+@pytest.mark.parametrize(
+    ("newest", "expected"),
+    [
+        ("20240102030405", "20240102030406"),  # the same second
+        ("20261231235959", "20270101000000"),  # a clock behind the newest file
+        ("99999999999999", "100000000000000"),  # digits that are no date
+    ],
+)
+def test_a_timestamp_not_after_the_newest_moves_past_it_and_says_so(
+    tmp_path: Path, newest: str, expected: str
+) -> None:
+    (tmp_path / f"{newest}_first.up.sql").write_text("SELECT 1;\n")
 
-    with pytest.raises(UsageError) as raised:
-        next_version(tmp_path, sequential=False, now=NOW)
+    version, note = choose_version(tmp_path, sequential=False, now=NOW)
 
-    assert str(raised.value) == "version 20240102030405 already exists; wait a second and try again"
+    assert version == expected
+    assert note == f"the newest, {newest}, is not older than the clock, so this one is {expected}"
 
 
 @pytest.mark.parametrize(
@@ -117,15 +135,35 @@ def test_single_file_has_both_markers_and_loads_once_it_has_sql(tmp_path: Path) 
     assert migration.down.sql.strip() == "DROP TABLE t;"
 
 
-def test_new_migration_never_overwrites(tmp_path: Path) -> None:
+def test_new_migration_never_overwrites_and_goes_after_an_existing_version(
+    tmp_path: Path,
+) -> None:
     existing = tmp_path / "20240102030405_add_users.up.sql"
     existing.write_text("CREATE TABLE users ();\n")
 
-    with pytest.raises(UsageError):
-        new_migration(tmp_path, "add users", now=NOW)
+    paths = new_migration(tmp_path, "add users", now=NOW)
 
     assert existing.read_text() == "CREATE TABLE users ();\n"
-    assert [p.name for p in tmp_path.iterdir()] == [existing.name]
+    assert [p.name for p in paths] == [
+        "20240102030406_add_users.up.sql",
+        "20240102030406_add_users.down.sql",
+    ]
+
+
+def test_a_file_taken_after_the_version_was_chosen_is_not_overwritten_nor_half_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another `new` running at the same moment: the down file appeared meanwhile."""
+    taken = tmp_path / "0001_add_users.down.sql"
+    taken.write_text("-- theirs\n")
+    monkeypatch.setattr("sqlmig.scaffold.choose_version", lambda *a, **k: ("0001", None))
+
+    with pytest.raises(UsageError) as raised:
+        new_migration(tmp_path, "add users", now=NOW)
+
+    assert str(raised.value) == f"{taken} already exists; nothing was overwritten"
+    assert taken.read_text() == "-- theirs\n"
+    assert [p.name for p in tmp_path.iterdir()] == [taken.name]  # no up script left behind
 
 
 def test_a_directory_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
@@ -161,3 +199,87 @@ def test_any_name_creates_files_only_directly_inside_the_directory(
             assert parsed is not None
             assert parsed.version == ("0001" if sequential else "20240102030405")
             assert parsed.name == slugify(name)
+
+
+def test_files_that_are_not_migrations_are_ignored_when_choosing_the_version(
+    tmp_path: Path,
+) -> None:
+    for filename in (
+        "README.sql",  # a look-alike that `up` would report, not `new`'s business
+        "notes.txt",
+        ".down.sql",
+        "99999999999999999999999_too_big.sql",
+        "0002_Bad Name.sql",
+        "0001_a.up.sql",
+        "0003_orphan.down.sql",  # its version is taken all the same
+    ):
+        (tmp_path / filename).write_text("SELECT 1;\n")
+    (tmp_path / "0007_a_folder.sql").mkdir()
+
+    assert next_version(tmp_path, sequential=True) == "0008"
+
+
+def test_a_look_alike_alone_leaves_the_directory_empty_for_versions(tmp_path: Path) -> None:
+    (tmp_path / "README.sql").write_text("-- how to write migrations\n")
+
+    assert choose_version(tmp_path, sequential=False, now=NOW) == ("20240102030405", None)
+    assert choose_version(tmp_path, sequential=True, now=NOW) == ("0001", None)
+
+
+def test_without_sequential_a_numbered_directory_gets_its_next_number_and_a_note(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "001_a.up.sql").write_text("SELECT 1;\n")
+    (tmp_path / "002_b.sql").write_text("-- migrate:up\nSELECT 1;\n")
+
+    made = create_migration(tmp_path, "add users", now=NOW)
+
+    assert made.version == "003"
+    assert [p.name for p in made.paths] == ["003_add_users.up.sql", "003_add_users.down.sql"]
+    assert made.note == (
+        f"{tmp_path} numbers its migrations (newest 002), so this one is 003 rather than a "
+        "timestamp"
+    )
+
+
+def test_sequential_in_a_timestamp_directory_stays_a_timestamp_and_says_so(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "20240101000000_a.up.sql").write_text("SELECT 1;\n")
+
+    made = create_migration(tmp_path, "b", sequential=True, now=NOW)
+
+    assert made.version == "20240102030405"
+    assert (
+        made.note == f"{tmp_path} names its migrations by timestamp, so this one is 20240102030405"
+    )
+
+
+def test_a_directory_matching_the_flag_gets_no_note(tmp_path: Path) -> None:
+    (tmp_path / "20240101000000_a.up.sql").write_text("SELECT 1;\n")
+    assert create_migration(tmp_path, "b", now=NOW).note is None
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "0001_a.up.sql").write_text("SELECT 1;\n")
+    assert create_migration(tmp_path / "x", "b", sequential=True, now=NOW).note is None
+
+
+def test_the_cli_prints_the_note_on_stderr_and_only_paths_on_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("SQLMIG_DIR", "DATABASE_URL", "SQLMIG_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0009_a.up.sql").write_text("SELECT 1;\n")
+    (tmp_path / "migrations" / "README.sql").write_text("-- not a migration\n")
+
+    result = CliRunner().invoke(app, ["new", "add users"], catch_exceptions=False)
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (
+        "migrations/0010_add_users.up.sql\nmigrations/0010_add_users.down.sql\n"
+    )
+    assert result.stderr == (
+        "note: migrations numbers its migrations (newest 0009), so this one is 0010 rather "
+        "than a timestamp\n"
+    )

@@ -733,3 +733,44 @@ def test_a_directory_without_read_permission(open_dir: Path) -> None:
     with as_nobody(), pytest.raises(UsageError) as caught:
         load_migrations(locked)
     assert str(caught.value) == f"cannot read migrations directory {locked}: Permission denied"
+
+
+# --- old Mac line endings and NUL bytes --------------------------------------------------
+
+
+def test_a_script_with_cr_line_endings_after_a_comment_is_not_empty(tmp_path: Path) -> None:
+    # PostgreSQL ends a -- comment at a lone CR too; the SQL after it is the script.
+    (tmp_path / "1_a.up.sql").write_bytes(b"-- note\rCREATE TABLE a (id int);\r")
+    (tmp_path / "2_b.up.sql").write_bytes(
+        b"-- first\r-- sqlmig:no-transaction\rCREATE INDEX CONCURRENTLY i ON a (id);\r"
+    )
+
+    first, second = load_migrations(tmp_path)
+
+    assert first.up.sql.endswith("CREATE TABLE a (id int);\r")
+    assert second.up.transactional is False
+
+
+def test_a_misplaced_directive_in_a_cr_file_is_located_on_its_line(tmp_path: Path) -> None:
+    (tmp_path / "1_a.up.sql").write_bytes(b"SELECT 1;\r\r-- sqlmig:no-transaction\r")
+
+    with pytest.raises(MigrationFileError) as caught:
+        load_migrations(tmp_path)
+
+    assert [p.line for p in caught.value.problems] == [3]
+
+
+def test_a_nul_byte_is_refused_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "1_a.up.sql").write_bytes(b"\xef\xbb\xbfSELECT 1;\nSELECT 'a\x00b';\n")
+
+    with pytest.raises(MigrationFileError) as caught:
+        load_migrations(tmp_path)
+
+    assert caught.value.problems == [
+        FileProblem(
+            str(tmp_path / "1_a.up.sql"),
+            "contains a NUL byte (at byte offset 22), which PostgreSQL cannot receive in SQL "
+            "text; remove it",
+            2,
+        )
+    ]

@@ -340,6 +340,17 @@ def test_excerpt_at_the_edges_of_the_text() -> None:
     assert excerpt(text, 5, 1, first_line=98) == ("  100 | three\n  101 |\n  102 | five\n      | ^")
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_excerpt_shows_no_line_past_the_end_of_the_file(ending: str) -> None:
+    text = f"select 1;{ending}select 2;{ending}selec 3;{ending}"
+    assert excerpt(text, 3, 1) == "  1 | select 1;\n  2 | select 2;\n  3 | selec 3;\n    | ^"
+    assert excerpt(text, 2, 1, context=1) == (
+        "  1 | select 1;\n  2 | select 2;\n    | ^\n  3 | selec 3;"
+    )
+    # An error at the end of the input is on the line after the last line break.
+    assert excerpt(text, 4, 1, context=1) == "  3 | selec 3;\n  4 |\n    | ^"
+
+
 # --- properties ------------------------------------------------------------------
 
 # Valid statements PostgreSQL's parser accepts, each hiding a ';' or a trap.

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sqlmig.errors import FileProblem, MigrationFileError
-from sqlmig.source import load_migrations
-from sqlmig.validation import check_scripts
+from sqlmig.source import Script, load_migrations
+from sqlmig.validation import check_scripts, script_problems, validate_files
 
 NO_TRANSACTION = "-- sqlmig:no-transaction\n"
 
@@ -133,8 +135,33 @@ def test_transaction_control_is_refused_in_a_transactional_script(
 def test_transaction_control_is_allowed_in_a_no_transaction_script(
     tmp_path: Path, statement: str
 ) -> None:
-    sql = f"{NO_TRANSACTION}BEGIN;\nCREATE TABLE a (id int);\n{statement};\n"
+    sql = f"{NO_TRANSACTION}BEGIN;\nCREATE TABLE a (id int);\n{statement};\nCOMMIT;\n"
     assert problems(tmp_path, {"0001_a.up.sql": sql}) == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "keyword", "line"),
+    [
+        ("BEGIN;\nCREATE TABLE a (id int);\n", "BEGIN", 2),
+        ("SELECT 1;\nstart transaction;\nCOMMIT;\nBEGIN;\nSELECT 2;\n", "BEGIN", 5),
+        ("BEGIN;\nSELECT 1;\nBEGIN;\nSELECT 2;\n", "BEGIN", 2),
+        ("/* go */ START TRANSACTION;\nSELECT 1;\n", "START TRANSACTION", 2),
+    ],
+)
+def test_a_no_transaction_script_that_leaves_a_transaction_open_is_refused(
+    tmp_path: Path, sql: str, keyword: str, line: int
+) -> None:
+    found = problems(tmp_path, {"0001_a.up.sql": NO_TRANSACTION + sql})
+
+    assert found == [
+        FileProblem(
+            str(tmp_path / "0001_a.up.sql"),
+            f"{keyword} opens a transaction that the script never ends: sqlmig runs this "
+            "script outside a transaction and cannot commit or record it while one is open; "
+            "add COMMIT after the statements it should cover",
+            line,
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -223,3 +250,106 @@ def test_the_error_message_names_every_file_and_line(tmp_path: Path) -> None:
         "1 problem in the migration files; nothing was run. Fix the files and run again:\n"
         f"  {directory / '0001_a.up.sql'}:1: {control('COMMIT')}"
     )
+
+
+# --- one run reports everything ---------------------------------------------------------
+
+
+def test_validate_files_reports_file_and_script_problems_together_sorted_by_file(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "m"
+    directory.mkdir()
+    files = {
+        "0001_a.up.sql": b"CREATE TABLE a (id int);\nCOMMIT;\n",
+        "1_b.up.sql": b"SELECT 'open\n",  # a duplicate version, and unterminated too
+        "0002_c.down.sql": b"DROP TABLE c;\n",
+        "0003_d.up.sql": b"SELECT \xff;\n",
+        "0004_e.up.sql": b"SELECT 1;\n\\set x 1\n",
+        "0005_f.up.sql": b"SELECT 1;\n$$ never closed\n",
+        "Bad.sql": b"SELECT 1;\n",
+    }
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
+
+    with pytest.raises(MigrationFileError) as caught:
+        validate_files(directory)
+
+    assert [(Path(p.path).name, p.line, p.problem[:30]) for p in caught.value.problems] == [
+        ("0001_a.up.sql", None, "version 1 is used by more than"),
+        ("0001_a.up.sql", 2, "COMMIT inside a migration that"),
+        ("0002_c.down.sql", None, "down script without its up scr"),
+        ("0003_d.up.sql", 1, "is not valid UTF-8 (byte 0xff "),
+        ("0004_e.up.sql", 2, "psql meta-command \\set cannot "),
+        ("0005_f.up.sql", 2, "unterminated dollar-quoted str"),
+        ("1_b.up.sql", 1, "unterminated quoted string: it"),
+        ("Bad.sql", None, "looks like a migration (ends i"),
+    ]
+
+
+def test_validate_files_returns_the_migrations_when_all_is_well(tmp_path: Path) -> None:
+    directory = tmp_path / "m"
+    directory.mkdir()
+    (directory / "0002_b.up.sql").write_text("SELECT 2;\n", encoding="utf-8")
+    (directory / "0001_a.sql").write_text("-- migrate:up\nSELECT 1;\n", encoding="utf-8")
+
+    assert [m.version for m in validate_files(directory)] == ["0001", "0002"]
+
+
+# --- transaction control is found only where it runs -----------------------------------
+
+_CONTROL = ["COMMIT", "ROLLBACK", "BEGIN", "END", "ABORT", "START TRANSACTION"]
+
+
+def _hidden(word: str) -> st.SearchStrategy[str]:
+    """``word`` where the server never sees it as a command: in a literal or comment."""
+    return st.sampled_from(
+        [
+            f"SELECT '{word};'",
+            f"SELECT E'\\'{word};'",
+            f'SELECT 1 AS "{word};"',
+            f"SELECT $${word};$$",
+            f"SELECT $t${word}; $$ {word};$t$",
+            f"DO $$BEGIN {word}; END$$",
+            f"-- {word};\nSELECT 1",
+            f"/* {word}; /* nested */ {word}; */ SELECT 1",
+            f"SELECT 1 /* ; {word} */",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
+        ]
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(["SELECT 1", "CREATE TABLE t (id int)", "SAVEPOINT s"]),
+            st.sampled_from(_CONTROL).flatmap(_hidden),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([";\n", ";", " ;\n\n", ";\r\n"]),
+)
+def test_transaction_words_inside_literals_and_comments_are_never_refused(
+    statements: list[str], separator: str
+) -> None:
+    script = Script(separator.join(statements) + separator, Path("1_a.up.sql"), 1, True)
+    assert script_problems(script) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["SELECT 1", "SELECT ';'", "-- c\nSELECT 2"]), max_size=4),
+    st.sampled_from(_CONTROL),
+    st.lists(st.sampled_from(["SELECT 3", "SELECT $$;$$"]), max_size=3),
+)
+def test_transaction_control_is_refused_at_its_own_line(
+    before: list[str], keyword: str, after: list[str]
+) -> None:
+    sql = "".join(f"{s};\n" for s in [*before, keyword.lower(), *after])
+    line = 1 + sum(s.count("\n") + 1 for s in before)
+
+    found = script_problems(Script(sql, Path("1_a.up.sql"), 10, True))
+
+    assert [(p.line, p.problem) for p in found] == [(9 + line, control(keyword))]

@@ -1,0 +1,3 @@
+-- undo 2
+DROP TABLE b;
+UPDATE a SET id = no_such_column;

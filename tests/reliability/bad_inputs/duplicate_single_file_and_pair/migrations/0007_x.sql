@@ -1,0 +1,4 @@
+-- migrate:up
+CREATE TABLE x (id int PRIMARY KEY);
+-- migrate:down
+DROP TABLE x;

@@ -1,0 +1,5 @@
+-- a dbmate migration
+-- migrate:up
+
+-- migrate:down
+DROP TABLE a;

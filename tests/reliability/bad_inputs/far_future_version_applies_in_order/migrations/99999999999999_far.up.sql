@@ -1,0 +1,1 @@
+CREATE TABLE far (id int PRIMARY KEY);

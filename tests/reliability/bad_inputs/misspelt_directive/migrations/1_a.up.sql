@@ -1,0 +1,2 @@
+-- sqlmig:no-transactoin
+CREATE INDEX CONCURRENTLY i ON t (id);

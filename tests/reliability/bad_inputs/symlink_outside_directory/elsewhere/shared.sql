@@ -1,0 +1,1 @@
+CREATE TABLE shared (id int PRIMARY KEY);

@@ -1,0 +1,4 @@
+BEGIN;
+CREATE TABLE a (id int);
+INSERT INTO a VALUES (1);
+COMMIT;

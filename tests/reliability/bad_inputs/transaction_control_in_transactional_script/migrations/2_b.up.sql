@@ -1,0 +1,3 @@
+CREATE TABLE b (id int);
+SAVEPOINT s; ROLLBACK TO SAVEPOINT s; RELEASE s;
+rollback;

@@ -1,0 +1,2 @@
+CREATE TABLE b (id int);
+ALTER TABLE b RENAME TO "b;

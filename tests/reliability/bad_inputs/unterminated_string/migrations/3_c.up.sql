@@ -1,0 +1,4 @@
+CREATE TABLE c (id int);
+
+/* outer /* nested */ still open
+SELECT 1;

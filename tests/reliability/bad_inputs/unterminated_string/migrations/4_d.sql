@@ -1,0 +1,5 @@
+-- migrate:up
+CREATE TABLE d (id int);
+-- migrate:down
+DROP TABLE d;
+SELECT E'it\'s;

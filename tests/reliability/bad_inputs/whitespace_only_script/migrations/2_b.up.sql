@@ -1,0 +1,3 @@
+-- TODO: write this migration
+/* later */
+

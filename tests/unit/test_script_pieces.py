@@ -1,0 +1,116 @@
+"""The lexing shortcuts behind the speed of validation and of long scripts.
+
+``statement_groups`` cuts a long script into the pieces it is sent in;
+``split_checked`` lexes once for what ``split_statements`` and ``unterminated`` say,
+``control_candidates`` for the statements validation looks at; and
+``transaction_control`` answers most statements from their first letters. Each must
+say exactly what the slow way says.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pglast
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sqlmig.sqlscript import (
+    Statement,
+    control_candidates,
+    split_checked,
+    split_statements,
+    statement_groups,
+    transaction_control,
+    unterminated,
+)
+
+# Statements PostgreSQL's parser accepts, with ';' hidden in literals, comments, bodies.
+POOL = [
+    "SELECT 1",
+    "SELECT 'a;b', E'\\';'",
+    "SELECT $$a;b$$, $fn$ $$ ; $fn$",
+    "SELECT 1 /* c; /* nested; */ still; */ + 2",
+    "SELECT 1 -- not the end;\n + 1",
+    "SELECT 'é;ü' AS \"ñ;\", $ü$;$ü$",
+    "CREATE FUNCTION g(a int) RETURNS int LANGUAGE sql BEGIN ATOMIC "
+    "SELECT CASE WHEN a > 0 THEN 1 ELSE 2 END; END",
+    "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); DELETE FROM b)",
+    "INSERT INTO t (a, b) VALUES (1, 'x;y'), (2, $$;$$)",
+    "BEGIN",
+    "COMMIT",
+]
+BETWEEN = st.sampled_from(["\n", " ", "-- c;\n", "/* x; */", ";", "\r\n"])
+
+
+@st.composite
+def scripts(draw: st.DrawFn) -> str:
+    statements = draw(st.lists(st.sampled_from(POOL), min_size=1, max_size=12))
+    parts = ["".join(draw(st.lists(BETWEEN, max_size=2)))]
+    for statement in statements:
+        parts.append(statement + ";" + "".join(draw(st.lists(BETWEEN, max_size=2))))
+    return "".join(parts)
+
+
+@settings(max_examples=300)
+@given(scripts(), st.integers(0, 200))
+def test_groups_cover_the_script_and_cut_where_postgresql_starts_a_statement(
+    script: str, size: int
+) -> None:
+    groups = list(statement_groups(script, size))
+    starts = {s.start for s in pglast.split(script, only_slices=True)}
+
+    assert groups[0][0] == 0 and groups[-1][1] == len(script)
+    assert all(a[1] == b[0] for a, b in pairwise(groups))
+    assert all(start in starts for start, _ in groups[1:])
+    assert all(end - start >= size for start, end in groups[:-1])
+    assert all(split_statements(script[start:end]) for start, end in groups)
+
+
+@given(scripts())
+def test_a_script_shorter_than_a_group_is_one_piece(script: str) -> None:
+    assert list(statement_groups(script, len(script))) == [(0, len(script))]
+
+
+SQLISH = st.text(st.sampled_from("ab$1Ee'\"-/*;\\()\n\r \tBCEbegin"), max_size=60)
+
+
+@settings(max_examples=500)
+@given(st.one_of(SQLISH, scripts()))
+def test_split_checked_says_what_split_statements_and_unterminated_say(text: str) -> None:
+    statements, opened = split_checked(text)
+
+    assert statements == split_statements(text)
+    assert opened == unterminated(text)
+
+
+@settings(max_examples=500)
+@given(st.one_of(SQLISH, scripts()))
+def test_control_candidates_hold_every_transaction_control_statement(text: str) -> None:
+    candidates, opened = control_candidates(text)
+    every = split_statements(text)
+
+    assert [s for s in candidates if transaction_control(s)] == [
+        s for s in every if transaction_control(s)
+    ]
+    assert all(s in every for s in candidates)
+    assert opened == unterminated(text)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("  COMMIT", "COMMIT"),
+        ("\n\tBEGIN", "BEGIN"),
+        ("-- why\nROLLBACK", "ROLLBACK"),
+        ("/* x */ END", "END"),
+        ("commit", "COMMIT"),
+        ("prepare transaction 'x'", "PREPARE TRANSACTION"),
+        ("SELECT 1", None),
+        ("(SELECT 1)", None),
+        ("", None),
+    ],
+)
+def test_transaction_control_of_any_statement_text(sql: str, expected: str | None) -> None:
+    assert transaction_control(Statement(sql, 0)) == expected
