@@ -252,33 +252,9 @@ def _fail(cli: Cli, exc: SqlmigError | MigrationInterrupted) -> NoReturn:
     if cli.json:
         from sqlmig.render import error_json
 
-        cli.emit(
-            _interrupted_json(cli.command, exc)
-            if isinstance(exc, MigrationInterrupted)
-            else error_json(cli.command, exc)
-        )
+        cli.emit(error_json(cli.command, exc))
     print(f"error: {exc}", file=sys.stderr, flush=True)
     raise typer.Exit(exc.exit_code)
-
-
-def _interrupted_json(command: str, exc: MigrationInterrupted) -> dict[str, Any]:
-    from sqlmig.render import result_json
-
-    return {
-        "ok": False,
-        "command": command,
-        "error": {
-            "type": type(exc).__name__,
-            "exit_code": exc.exit_code,
-            "message": str(exc),
-            "version": exc.version,
-            "direction": exc.direction,
-            "outcome": exc.outcome,
-            "transactional": exc.transactional,
-            "signal": exc.signal,
-        },
-        "migrations": [result_json(r) for r in exc.completed],
-    }
 
 
 def _password(cli: Cli) -> str | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlmig.errors import MigrationError, SqlmigError
+from sqlmig.errors import MigrationError, MigrationInterrupted, SqlmigError
 
 if TYPE_CHECKING:
     from sqlmig.migrator import MigrationResult, RunResult
@@ -94,7 +94,7 @@ def history_json(rows: Sequence[AppliedMigration]) -> dict[str, Any]:
     }
 
 
-def error_json(command: str, exc: SqlmigError) -> dict[str, Any]:
+def error_json(command: str, exc: SqlmigError | MigrationInterrupted) -> dict[str, Any]:
     error: dict[str, Any] = {
         "type": type(exc).__name__,
         "exit_code": exc.exit_code,
@@ -110,6 +110,14 @@ def error_json(command: str, exc: SqlmigError) -> dict[str, Any]:
             server_message=exc.server_message,
             detail=exc.detail,
             hint=exc.hint,
+        )
+    if isinstance(exc, MigrationInterrupted):
+        error.update(
+            version=exc.version,
+            direction=exc.direction,
+            outcome=exc.outcome,
+            transactional=exc.transactional,
+            signal=exc.signal,
         )
     problems = getattr(exc, "problems", None)
     if problems:

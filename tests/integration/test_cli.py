@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from cli_env import CLEARED_ENV, clean_environ
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
@@ -54,22 +55,11 @@ FILENAMES = [
     "20261104120000_touch_updated_at.up.sql",
     "20261105130000_index_active_projects.up.sql",
 ]
-ENV_VARS = (
-    "DATABASE_URL",
-    "SQLMIG_DATABASE_URL",
-    "SQLMIG_DIR",
-    "SQLMIG_TABLE",
-    "SQLMIG_SCHEMA",
-    "SQLMIG_LOCK_TIMEOUT",
-    "SQLMIG_STATEMENT_TIMEOUT",
-    "APP_DB_URL",
-    "FORCE_COLOR",  # rich would style a pipe
-)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ENV_VARS:
+    for name in CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -96,7 +86,7 @@ def script(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The installed console script (or `python -m sqlmig` when args start with -m)."""
-    clean = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    clean = clean_environ()
     argv = [sys.executable, *args] if args[0] == "-m" else [str(SCRIPT), *args]
     done = subprocess.run(
         argv, cwd=cwd, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=60
@@ -808,7 +798,7 @@ def test_a_progress_bar_on_a_terminal_is_cleared_when_a_migration_fails(
     files["0007_broken.up.sql"] = "SELECT 1;\nCREATE TABLE t1 (id int);\n"
     write(tmp_path / "migrations", files)
     leader, follower = pty.openpty()
-    clean = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    clean = clean_environ()
     process = subprocess.Popen(
         [str(SCRIPT), "--database-url", url, "up"],
         cwd=tmp_path,

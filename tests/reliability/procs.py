@@ -16,7 +16,6 @@ guessing with sleeps.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from cli_env import clean_environ
 from sqlalchemy.engine import make_url
 
 MIGRATION_LOCK = 123456789
@@ -47,17 +47,6 @@ sys.argv = ["sqlmig", *sys.argv[1:]]
 runpy.run_module("sqlmig", run_name="__main__", alter_sys=True)
 """
 
-# Settings a developer's shell may carry that would change what the CLI does.
-_CLEARED = (
-    "DATABASE_URL",
-    "SQLMIG_DATABASE_URL",
-    "SQLMIG_DIR",
-    "SQLMIG_TABLE",
-    "SQLMIG_SCHEMA",
-    "SQLMIG_LOCK_TIMEOUT",
-    "SQLMIG_STATEMENT_TIMEOUT",
-    "FORCE_COLOR",
-)
 
 T = TypeVar("T")
 
@@ -131,7 +120,7 @@ class Runner:
         self.url = url
         self.cwd = cwd
         self.procs: list[Proc] = []
-        clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+        clean = clean_environ()
         self.env = {**clean, "DATABASE_URL": url, "NO_COLOR": "1"}
 
     def start(self, *args: str, barrier: Path | None = None) -> Proc:

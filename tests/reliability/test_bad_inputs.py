@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -43,6 +42,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from cli_env import clean_environ
 from sqlalchemy import Engine, text
 
 from sqlmig.migrator import Migrator
@@ -70,15 +70,6 @@ CASE_KEYS = {
     "dir",
     "timeout",
 }
-SETTINGS_ENV = (
-    "DATABASE_URL",
-    "SQLMIG_DATABASE_URL",
-    "SQLMIG_DIR",
-    "SQLMIG_TABLE",
-    "SQLMIG_SCHEMA",
-    "SQLMIG_LOCK_TIMEOUT",
-    "SQLMIG_STATEMENT_TIMEOUT",
-)
 
 
 @dataclass(frozen=True)
@@ -231,7 +222,7 @@ def setup(case: Case, work: Path, engine: Engine) -> None:
 
 
 def run_cli(case: Case, work: Path, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
+    env = clean_environ()
     env.update(SQLMIG_DATABASE_URL=database_url, NO_COLOR="1", COLUMNS="200")
     args = ["--dir", case.dir, "--lock-timeout", "10"]
     if case.json:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import os
 import re
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from urllib.parse import quote, quote_plus
 
 import psycopg
 import pytest
+from cli_env import CLEARED_ENV, clean_environ
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
@@ -40,16 +40,6 @@ pytestmark = pytest.mark.integration
 
 SENTINEL = f"S3ntinel-p4ss-{uuid.uuid4().hex[:10]}"
 SRC = Path(__file__).resolve().parents[2] / "src" / "sqlmig"
-ENV_VARS = (
-    "DATABASE_URL",
-    "SQLMIG_DATABASE_URL",
-    "SQLMIG_DIR",
-    "SQLMIG_TABLE",
-    "SQLMIG_SCHEMA",
-    "SQLMIG_LOCK_TIMEOUT",
-    "SQLMIG_STATEMENT_TIMEOUT",
-    "APP_DB_URL",
-)
 MIGRATIONS = {
     "0001_create_t.up.sql": "CREATE TABLE t (id int);\n",
     "0001_create_t.down.sql": "DROP TABLE IF EXISTS t;\n",  # 0001 is baselined, never run
@@ -169,7 +159,7 @@ DB_COMMANDS = [
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ENV_VARS:
+    for name in CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -413,7 +403,7 @@ def test_the_console_script_with_verbose_never_shows_the_password(
     import sys
 
     script = Path(sys.executable).parent / "sqlmig"
-    clean = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    clean = clean_environ()
     for value, code in [
         (url, 0),
         (f"postgresql://u:{SENTINEL}@127.0.0.1:1/db", 4),

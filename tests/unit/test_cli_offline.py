@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_env import CLEARED_ENV
 from typer.testing import CliRunner, Result
 
 from sqlmig import __version__
@@ -27,22 +28,11 @@ NO_URL = (
     "error: no database URL: pass --database-url, set SQLMIG_DATABASE_URL or DATABASE_URL, "
     "or name the variable that holds it with database_url_env in sqlmig.toml\n"
 )
-ENV_VARS = (
-    "DATABASE_URL",
-    "SQLMIG_DATABASE_URL",
-    "SQLMIG_DIR",
-    "SQLMIG_TABLE",
-    "SQLMIG_SCHEMA",
-    "SQLMIG_LOCK_TIMEOUT",
-    "SQLMIG_STATEMENT_TIMEOUT",
-    "APP_DB_URL",
-    "FORCE_COLOR",  # rich would style a pipe
-)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ENV_VARS:
+    for name in CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
