@@ -678,12 +678,10 @@ def entry(argv: list[str] | None = None) -> NoReturn:
     except _ClickException as caught:
         exc: Any = caught  # has exit_code, format_message() and show()
         if _wants_json(args):
-            from sqlmig.render import error_json
+            from sqlmig.render import dump, error_json
 
             error = UsageError(exc.format_message())
-            Cli({}, None, Format.json, False, False, False).emit(
-                error_json(_command_of(args), error)
-            )
+            dump(error_json(_command_of(args), error), sys.stdout)
         exc.show()
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -105,7 +105,7 @@ class ConnectionStalledError(DatabaseUnavailableError):
     """The server stopped answering on an open connection while no migration ran."""
 
 
-# --- the advisory lock (exit 3) -------------------------------------------
+# --- the advisory lock (exit 3; lost during a run, exit 4) ---------------
 
 
 class LockError(SqlmigError):

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 
-from sqlmig.database import Target
+from sqlmig.database import KEEPALIVES, Target
 from sqlmig.errors import ConnectionStalledError, LockLostError, LockTimeoutError
 from sqlmig.watchdog import Watchdog, socket_fd
 
@@ -228,7 +228,8 @@ def enable_keepalives(conn: Connection) -> None:
     """TCP keepalives on this connection's socket, so a vanished peer is noticed.
 
     Set on the socket itself because an application's engine may not ask libpq for
-    them. A no-op on Unix-domain sockets.
+    them, so they stay on that connection when it goes back to the application's pool.
+    A no-op on Unix-domain sockets.
     """
     fd = socket_fd(conn)
     if fd is None:
@@ -238,13 +239,17 @@ def enable_keepalives(conn: Connection) -> None:
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
             return
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for option, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        for option, key in (
+            ("TCP_KEEPIDLE", "keepalives_idle"),
+            ("TCP_KEEPINTVL", "keepalives_interval"),
+            ("TCP_KEEPCNT", "keepalives_count"),
+        ):
             if hasattr(socket, option):
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), KEEPALIVES[key])
         # ms of unacknowledged data before the kernel gives up, as new_engine asks libpq;
-        # left alone when the engine's URL set one (0 is the kernel's "never").
+        # left alone when the engine's URL sets it (0 included: the kernel's "never").
         user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
-        if user_timeout is not None and not sock.getsockopt(socket.IPPROTO_TCP, user_timeout):
-            sock.setsockopt(socket.IPPROTO_TCP, user_timeout, 60_000)
+        if user_timeout is not None and "tcp_user_timeout" not in conn.engine.url.query:
+            sock.setsockopt(socket.IPPROTO_TCP, user_timeout, KEEPALIVES["tcp_user_timeout"])
     finally:
         sock.close()

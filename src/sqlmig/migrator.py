@@ -336,6 +336,7 @@ class Migrator:
         lock is released and the connections are back in the pool.
         """
         started = False
+        finished: list[T] = []  # the body's result, once it has one
         try:
             migrations = self.migrations()
             with (
@@ -354,16 +355,19 @@ class Migrator:
                     try:
                         with self._session_settings(work):
                             started = True
-                            return body(lock, work, migrations)
+                            finished.append(body(lock, work, migrations))
                     except DBAPIError:
                         stalled = watchdog.stalled(work) if watchdog else None
                         if stalled is None:
                             raise
+                    else:
+                        return finished[0]
                     raise self._stalled_between(stalled)
         except MigrationInterrupted:
             raise
         except KeyboardInterrupt as exc:
-            raise _stopped(exc, started) from None
+            ran = finished[0].migrations if finished and isinstance(finished[0], RunResult) else ()
+            raise _stopped(exc, started, ran) from None
 
     @contextmanager
     def _run_watchdog(self) -> Iterator[Watchdog | None]:
@@ -381,14 +385,15 @@ class Migrator:
                 self._watchdog = None
 
     def _guard(
-        self, conn: Connection, round_trips: int | Callable[[], int]
+        self, conn: Connection, round_trips: int | Callable[[], int | None]
     ) -> AbstractContextManager[None]:
-        """A deadline on ``conn`` for that many statements, when this run has a watchdog.
-        A callable is only counted then (splitting a script is not free)."""
+        """A deadline on ``conn`` for that many statements, when this run has a watchdog
+        (None: no deadline). A callable is only counted then (splitting is not free)."""
         watchdog = self._watchdog
         if watchdog is None:
             return nullcontext()
-        return watchdog.guard(conn, round_trips if isinstance(round_trips, int) else round_trips())
+        count = round_trips if isinstance(round_trips, int) else round_trips()
+        return nullcontext() if count is None else watchdog.guard(conn, count)
 
     def _stalled_between(self, seconds: float) -> ConnectionStalledError:
         """The work connection stalled outside any migration (bookkeeping)."""
@@ -549,8 +554,9 @@ class Migrator:
                     raise failure from None
                 self._record_done(work, m, direction, _elapsed_ms(start))
                 step.phase = "committing"
-        except psycopg.Error:
-            pass
+        except psycopg.Error as exc:
+            if failure is None:  # not the script's: the driver's own (a closed connection)
+                failure = exc
         except DBAPIError as exc:
             _reraise_interrupt(exc)
             raise self._lost(m, direction, failure or exc, done, step, work) from None
@@ -697,8 +703,9 @@ class Migrator:
             direction=direction,
             message=message,
             sqlstate=sqlstate,
-            state=_state_after_loss(m, script, direction, step.phase, stalled, cut)
-            + _earlier(done).rstrip(),
+            state=(
+                _state_after_loss(m, script, direction, step.phase, stalled, cut) + _earlier(done)
+            ).rstrip(),
         )
 
     def _sql_for(self, m: Migration, direction: str) -> list[str]:
@@ -737,11 +744,15 @@ def _ms(seconds: float) -> str:
     return f"{min(math.ceil(seconds * 1000), 2**31 - 1)}ms"
 
 
-def _round_trips(m: Migration, direction: str) -> int:
+def _round_trips(m: Migration, direction: str) -> int | None:
     """How many statements one migration sends at most, bookkeeping included: each may
-    take up to the statement timeout."""
+    take up to the statement timeout. None when the script sets its own statement
+    timeout (``SET statement_timeout = 0`` before a long index build, say): how long
+    its statements may take is then its own business, and no deadline is set."""
     script = m.up if direction == "up" else m.down
     assert script is not None
+    if "statement_timeout" in script.sql.lower():
+        return None
     statements = len(split_statements(script.sql))
     # BEGIN, the record, COMMIT; outside a transaction also marking it 'failed' first.
     return statements + (3 if script.transactional else 6)
@@ -854,19 +865,36 @@ def _reraise_interrupt(exc: BaseException) -> None:
         cause = cause.__context__
 
 
-def _stopped(exc: KeyboardInterrupt, started: bool) -> MigrationInterrupted:
-    """An interrupt outside any migration: while checking, locking or bookkeeping."""
+def _stopped(
+    exc: KeyboardInterrupt, started: bool, ran: tuple[MigrationResult, ...] = ()
+) -> MigrationInterrupted:
+    """An interrupt outside any migration: while checking, locking or bookkeeping.
+    ``ran``: what the run had completed, when the interrupt came after it."""
     signal = _signal_name(exc)
     by = f"interrupted by {signal}" if signal else "interrupted"
-    message = (
-        f"{by} while no migration was in progress (reading or recording the run's state, "
-        "or releasing the lock). Run `sqlmig status` to see the state."
-        if started
-        else f"{by} before anything ran (while checking the files or waiting for the "
-        "migration lock): nothing was changed."
-    )
+    if ran:
+        message = (
+            f"{by} after the run completed {len(ran)} migration(s), while it was releasing "
+            "the lock; they are committed. Run `sqlmig status` to see the state."
+        )
+    elif started:
+        message = (
+            f"{by} while no migration was in progress (reading or recording the run's "
+            "state, or releasing the lock). Run `sqlmig status` to see the state."
+        )
+    else:
+        message = (
+            f"{by} before anything ran (while checking the files or waiting for the "
+            "migration lock): nothing was changed."
+        )
     return MigrationInterrupted(
-        message, version=None, direction=None, outcome="between", transactional=None, signal=signal
+        message,
+        version=None,
+        direction=None,
+        outcome="between",
+        transactional=None,
+        signal=signal,
+        completed=ran,
     )
 
 

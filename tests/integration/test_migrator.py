@@ -1289,3 +1289,60 @@ def test_a_line_per_migration_with_its_duration_is_logged(
         "rolled back 0002 orders in N ms",
     ]
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "sqlmig")
+
+
+def test_a_work_connection_closed_before_a_migration_is_lost_not_applied(
+    database_url: str, migrations: Path, engine: Engine
+) -> None:
+    """The driver's own error (a closed connection) is never taken for success."""
+    from sqlalchemy import event
+
+    from sqlmig.errors import ConnectionLostError
+
+    write(migrations, {**table_migration("0001", "a"), **table_migration("0002", "b")})
+    raw: list[object] = []
+    event.listen(engine, "checkout", lambda dbapi, record, proxy: raw.append(dbapi))
+
+    def progress(event: str, m: Migration, index: int, total: int, direction: str) -> None:
+        if event == "start" and m.version == "0002":
+            raw[-1].close()  # type: ignore[attr-defined]  # the work connection
+
+    with pytest.raises(ConnectionLostError) as lost:
+        Migrator(engine, migrations, progress=progress).up()
+
+    assert lost.value.version == "0002"
+    assert [m.version for m in lost.value.completed] == ["0001"]
+    with engine.connect() as conn:
+        recorded = conn.execute(text("SELECT version, status FROM schema_migrations"))
+        assert [tuple(r) for r in recorded] == [("0001", "applied")]
+
+
+def test_an_interrupt_after_the_run_reports_what_it_completed(
+    database_url: str, migrations: Path, engine: Engine
+) -> None:
+    """Ctrl-C landing as the run hands its work connection back: the migrations are
+    committed, and the error says so instead of "nothing was in progress"."""
+    from sqlalchemy import event
+
+    from sqlmig.errors import MigrationInterrupted
+
+    write(migrations, {**table_migration("0001", "a"), **table_migration("0002", "b")})
+    checkins: list[int] = []
+
+    def interrupt_once_done(dbapi: object, record: object) -> None:
+        checkins.append(1)
+        if len(checkins) == 1:  # the work connection, given back after both migrations
+            raise KeyboardInterrupt("SIGINT")
+
+    event.listen(engine, "checkin", interrupt_once_done)
+    with pytest.raises(MigrationInterrupted) as stopped:
+        Migrator(engine, migrations).up()
+
+    assert [m.version for m in stopped.value.completed] == ["0001", "0002"]
+    assert str(stopped.value).startswith(
+        "interrupted by SIGINT after the run completed 2 migration(s), while it was releasing "
+        "the lock; they are committed."
+    )
+    with engine.connect() as conn:
+        recorded = conn.execute(text("SELECT version, status FROM schema_migrations"))
+        assert sorted(tuple(r) for r in recorded) == [("0001", "applied"), ("0002", "applied")]

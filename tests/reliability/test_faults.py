@@ -632,3 +632,59 @@ def test_a_script_of_many_slow_statements_within_the_timeout_is_not_taken_for_a_
     assert done.code == 0, done.stderr
     assert "stalled" not in done.stderr
     assert tracking(observer) == [("0001", "applied")]
+
+
+@pytest.mark.parametrize("transaction", ["", "-- sqlmig:no-transaction\n"])
+def test_a_migration_that_sets_its_own_statement_timeout_is_not_taken_for_a_stall(
+    database_url: str, observer: psycopg.Connection[Any], tmp_path: Path, transaction: str
+) -> None:
+    """Raising the timeout before a long statement (an index build, say) is the
+    migration's own decision: its 7 s sleep outlasts the watchdog's 3 x 0.5 s + grace
+    and still succeeds."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_long.up.sql").write_text(
+        f"{transaction}SET statement_timeout = '60s';\nSELECT pg_sleep(7);\n"
+    )
+    assert 3 * 0.5 + GRACE < 7
+    done = run(database_url, folder, "--statement-timeout", "0.5")
+    assert done.code == 0, done.stderr
+    assert tracking(observer) == [("0001", "applied")]
+
+
+@pytest.mark.parametrize(("query", "user_timeout"), [("", 60_000), ("?tcp_user_timeout=0", 0)])
+def test_the_lock_connection_of_an_application_engine_gets_keepalives_on_its_socket(
+    database_url: str, query: str, user_timeout: int
+) -> None:
+    """An application's engine may not ask libpq for keepalives: the lock's socket gets
+    them anyway, except a tcp_user_timeout the URL sets (0 too: the kernel's "never")."""
+    import socket
+
+    from sqlalchemy import create_engine
+
+    from sqlmig.locking import advisory_lock
+    from sqlmig.watchdog import socket_fd
+
+    with proxy_to(database_url) as proxy:
+        url = make_url(proxy.url(database_url)).set(drivername="postgresql+psycopg")
+        engine = create_engine(url.render_as_string(hide_password=False) + query)
+        try:
+            with advisory_lock(engine, timeout=0) as lock:
+                fd = socket_fd(lock.connection)
+                assert fd is not None
+                sock = socket.socket(fileno=os.dup(fd))
+                try:
+                    options = {
+                        "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                        "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                        "count": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                        "user_timeout": sock.getsockopt(
+                            socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT
+                        ),
+                    }
+                finally:
+                    sock.close()
+        finally:
+            engine.dispose()
+
+    assert options == {"keepalive": 1, "idle": 30, "count": 3, "user_timeout": user_timeout}
