@@ -198,24 +198,11 @@ def run(ctx: typer.Context, body: Callable[[Cli], int | None]) -> NoReturn:
     with _signals_as_interrupts():
         try:
             code = cli.call(body)
-        except SqlmigError as exc:
-            _fail(cli, exc)
-        except MigrationInterrupted as exc:  # says what state the run left
+        except (SqlmigError, MigrationInterrupted) as exc:
             _fail(cli, exc)
         except KeyboardInterrupt as exc:  # outside any run: nothing was in progress
-            name = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
-            _fail(
-                cli,
-                MigrationInterrupted(
-                    f"interrupted{f' by {name}' if name else ''}; no migration was in "
-                    "progress. Run `sqlmig status` to see the state.",
-                    version=None,
-                    direction=None,
-                    outcome="between",
-                    transactional=None,
-                    signal=name,
-                ),
-            )
+            what = "while no migration was in progress. Run `sqlmig status` to see the state."
+            _fail(cli, MigrationInterrupted.between(exc, what))
         except Exception as exc:
             _fail(cli, _unexpected(cli, exc))
     raise typer.Exit(code)

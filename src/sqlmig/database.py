@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from sqlmig.errors import (
     AuthenticationError,
+    ConnectionStalledError,
     ConnectTimeoutError,
     DatabaseNotFoundError,
     DatabaseUnavailableError,
@@ -299,6 +300,19 @@ _RULES: list[tuple[re.Pattern[str], type[DatabaseUnavailableError], str, str]] =
         "Check the user name and password, or the server's pg_hba.conf.",
     ),
 ]
+
+
+def stalled_error(url: URL, detail: str, advice: str) -> ConnectionStalledError:
+    """The server stopped answering on a connection to ``url`` (sqlmig.watchdog)."""
+    target = Target.of(url)
+    return ConnectionStalledError(
+        "the server stopped answering",
+        host=target.host,
+        port=target.port,
+        database=target.database,
+        detail=detail,
+        advice=advice,
+    )
 
 
 def classify(exc: BaseException, url: URL) -> DatabaseUnavailableError:

@@ -276,3 +276,27 @@ class MigrationInterrupted(KeyboardInterrupt):
         self.signal = signal
         self.completed = completed
         super().__init__(message)
+
+    @classmethod
+    def between(
+        cls, interrupt: BaseException, what: str, completed: tuple[Any, ...] = ()
+    ) -> MigrationInterrupted:
+        """An interrupt while no migration was in progress; ``what`` says what was."""
+        signal = signal_name(interrupt)
+        by = f"interrupted by {signal}" if signal else "interrupted"
+        return cls(
+            f"{by} {what}",
+            version=None,
+            direction=None,
+            outcome="between",
+            transactional=None,
+            signal=signal,
+            completed=completed,
+        )
+
+
+def signal_name(interrupt: BaseException) -> str | None:
+    """The signal's name when the interrupt carries one: the CLI raises
+    ``KeyboardInterrupt("SIGTERM")``; Python's own Ctrl-C carries nothing."""
+    name = interrupt.args[0] if interrupt.args else None
+    return name if isinstance(name, str) and name.startswith("SIG") else None

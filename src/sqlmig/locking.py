@@ -21,8 +21,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 
-from sqlmig.database import KEEPALIVES, Target
-from sqlmig.errors import ConnectionStalledError, LockLostError, LockTimeoutError
+from sqlmig.database import KEEPALIVES, stalled_error
+from sqlmig.errors import LockLostError, LockTimeoutError
 from sqlmig.watchdog import Watchdog, socket_fd
 
 log = logging.getLogger("sqlmig")
@@ -142,14 +142,10 @@ def advisory_lock(
         _discard(conn)
         raise
     if stalled is not None:
-        target = Target.of(engine.url)
-        raise ConnectionStalledError(
-            "the server stopped answering",
-            host=target.host,
-            port=target.port,
-            database=target.database,
-            detail=f"no answer within {stalled:g}s while taking the migration lock",
-            advice="Nothing was run. Check the network to the server, then run again.",
+        raise stalled_error(
+            engine.url,
+            f"no answer within {stalled:g}s while taking the migration lock",
+            "Nothing was run. Check the network to the server, then run again.",
         )
     try:
         yield HeldLock(conn, lock_id, waited, watchdog)

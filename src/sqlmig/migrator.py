@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
-from sqlmig.database import Target, autocommit, new_engine, scrub
+from sqlmig.database import autocommit, new_engine, scrub, stalled_error
 from sqlmig.errors import (
     ConnectionLostError,
     ConnectionStalledError,
@@ -33,6 +33,7 @@ from sqlmig.errors import (
     SqlmigError,
     StateError,
     UsageError,
+    signal_name,
 )
 from sqlmig.locking import MIGRATION_LOCK_ID, HeldLock, advisory_lock
 from sqlmig.plan import (
@@ -243,9 +244,7 @@ class Migrator:
         and takes no lock. ``duration_ms`` is shown as 0: it is measured when the
         migration runs.
         """
-        migrations = self.migrations()
-        with self.engine.connect() as conn:
-            states = statuses(migrations, self.tracker.read(conn) or [])
+        states = self._status(self.migrations())
         check_blockers(states, allow_drift=self.allow_drift)
         if direction == "up":
             chosen = plan_up(
@@ -397,14 +396,10 @@ class Migrator:
 
     def _stalled_between(self, seconds: float) -> ConnectionStalledError:
         """The work connection stalled outside any migration (bookkeeping)."""
-        target = Target.of(self.engine.url)
-        return ConnectionStalledError(
-            "the server stopped answering",
-            host=target.host,
-            port=target.port,
-            database=target.database,
-            detail=f"no answer within {seconds:g}s while reading or recording the run's state",
-            advice="No migration was in progress. Check the network to the server, run "
+        return stalled_error(
+            self.engine.url,
+            f"no answer within {seconds:g}s while reading or recording the run's state",
+            "No migration was in progress. Check the network to the server, run "
             "`sqlmig status`, then run again.",
         )
 
@@ -848,13 +843,6 @@ def _earlier(done: Sequence[MigrationResult], lead: str = "Before it") -> str:
 # --- interrupts -----------------------------------------------------------------------
 
 
-def _signal_name(exc: BaseException) -> str | None:
-    """The signal's name when the interrupt carries one: the CLI raises
-    ``KeyboardInterrupt("SIGTERM")``; Python's own Ctrl-C carries nothing."""
-    name = exc.args[0] if exc.args else None
-    return name if isinstance(name, str) and name.startswith("SIG") else None
-
-
 def _reraise_interrupt(exc: BaseException) -> None:
     """A driver error raised while unwinding from an interrupt (a second Ctrl-C broke
     the connection during the rollback) is reported as the interrupt it follows."""
@@ -870,39 +858,29 @@ def _stopped(
 ) -> MigrationInterrupted:
     """An interrupt outside any migration: while checking, locking or bookkeeping.
     ``ran``: what the run had completed, when the interrupt came after it."""
-    signal = _signal_name(exc)
-    by = f"interrupted by {signal}" if signal else "interrupted"
     if ran:
-        message = (
-            f"{by} after the run completed {len(ran)} migration(s), while it was releasing "
+        what = (
+            f"after the run completed {len(ran)} migration(s), while it was releasing "
             "the lock; they are committed. Run `sqlmig status` to see the state."
         )
     elif started:
-        message = (
-            f"{by} while no migration was in progress (reading or recording the run's "
+        what = (
+            "while no migration was in progress (reading or recording the run's "
             "state, or releasing the lock). Run `sqlmig status` to see the state."
         )
     else:
-        message = (
-            f"{by} before anything ran (while checking the files or waiting for the "
+        what = (
+            "before anything ran (while checking the files or waiting for the "
             "migration lock): nothing was changed."
         )
-    return MigrationInterrupted(
-        message,
-        version=None,
-        direction=None,
-        outcome="between",
-        transactional=None,
-        signal=signal,
-        completed=ran,
-    )
+    return MigrationInterrupted.between(exc, what, ran)
 
 
 def _interrupted(
     exc: KeyboardInterrupt, step: _Step | None, direction: str, done: Sequence[MigrationResult]
 ) -> MigrationInterrupted:
     """Say exactly what state an interrupt left, from how far the migration got."""
-    signal = _signal_name(exc)
+    signal = signal_name(exc)
     by = f"interrupted by {signal}" if signal else "interrupted"
     up = direction == "up"
     if step is not None and step.result is not None:  # it finished; the run was told
