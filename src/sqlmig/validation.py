@@ -78,17 +78,6 @@ def _left_open(statements: Sequence[Statement]) -> tuple[str, int] | None:
     return opened
 
 
-def check_scripts(migrations: Sequence[Migration]) -> None:
-    """Raise MigrationFileError listing every script problem in the directory."""
-    problems: list[FileProblem] = []
-    for m in migrations:
-        for script in (m.up, m.down):
-            if script is not None:
-                problems.extend(script_problems(script))
-    if problems:
-        raise MigrationFileError(problems)
-
-
 def validate_files(directory: str | os.PathLike[str]) -> list[Migration]:
     """The migrations of ``directory``, every file and script checked; needs no database.
 

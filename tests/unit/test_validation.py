@@ -9,20 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sqlmig.errors import FileProblem, MigrationFileError
-from sqlmig.source import Script, load_migrations
-from sqlmig.validation import check_scripts, script_problems, validate_files
+from sqlmig.source import Script
+from sqlmig.validation import script_problems, validate_files
 
 NO_TRANSACTION = "-- sqlmig:no-transaction\n"
 
 
 def problems(directory: Path, files: dict[str, str]) -> list[FileProblem]:
-    """Write the files, load them, and return what check_scripts refuses (empty if none)."""
+    """Write the files and return what validate_files refuses (empty if none)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         (directory / name).write_text(content, encoding="utf-8")
-    migrations = load_migrations(directory)
     try:
-        check_scripts(migrations)
+        validate_files(directory)
     except MigrationFileError as exc:
         return exc.problems
     return []
@@ -230,11 +229,11 @@ def test_down_scripts_are_checked_and_every_problem_is_listed_at_once(tmp_path: 
 
     assert [
         (Path(p.path).name, p.line, p.problem.split(":")[0].split(" inside")[0]) for p in found
-    ] == [
-        ("0001_a.up.sql", 2, "COMMIT"),
+    ] == [  # sorted by file, then line
         ("0001_a.down.sql", 2, "ROLLBACK"),
-        ("0002_b.sql", 6, "unterminated quoted string"),
+        ("0001_a.up.sql", 2, "COMMIT"),
         ("0002_b.sql", 4, "BEGIN"),
+        ("0002_b.sql", 6, "unterminated quoted string"),
     ]
 
 
@@ -244,7 +243,7 @@ def test_the_error_message_names_every_file_and_line(tmp_path: Path) -> None:
     (directory / "0001_a.up.sql").write_text("COMMIT;\n", encoding="utf-8")
 
     with pytest.raises(MigrationFileError) as caught:
-        check_scripts(load_migrations(directory))
+        validate_files(directory)
 
     assert str(caught.value) == (
         "1 problem in the migration files; nothing was run. Fix the files and run again:\n"
