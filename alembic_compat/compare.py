@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeEngine
 from alembic_compat.adopt import ALEMBIC_VERSION_TABLE
 from alembic_compat.engines import engine_for
 from alembic_compat.errors import PendingMigrationsError, require_alembic
-from alembic_compat.files import pair_names, uses_sequence_numbers, write_new_files
+from alembic_compat.files import pair_names, write_new_files
 from alembic_compat.offline import render_operations
 from sqlmig.migrator import Migrator
 from sqlmig.plan import State
@@ -158,7 +158,8 @@ def draft(
     if not comparison.differences:
         return []
     up, down = draft_sql(comparison)
-    version = next_version(directory, sequential=uses_sequence_numbers(directory), now=now)
+    # The directory's own kind: the next sequence number after an import, else a timestamp.
+    version = next_version(directory, sequential=False, now=now)
     up_name, down_name = pair_names(version, slug)
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%SZ")
     origin = f" from {source}" if source else ""

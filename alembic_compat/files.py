@@ -21,7 +21,6 @@ from sqlmig.source import Migration, parse_filename
 HEADER_PREFIX = "-- alembic revision: "
 _HEADER = re.compile(r"^-- alembic revision: (\S+)", re.M)
 _HEADER_LINES = 20  # the header is in the leading comments, not far down the file
-_TIMESTAMP_DIGITS = 14  # YYYYMMDDHHMMSS, what `sqlmig new` writes
 
 
 def header(revision: str, down_revision: str | None) -> str:
@@ -74,12 +73,6 @@ def existing_versions(directory: Path) -> dict[int, str]:
         if parsed is not None:
             found.setdefault(parsed.number, entry.name)
     return found
-
-
-def uses_sequence_numbers(directory: Path) -> bool:
-    """Whether the directory's versions are sequence numbers (0001...) rather than timestamps."""
-    versions = existing_versions(directory)
-    return bool(versions) and max(versions) < 10 ** (_TIMESTAMP_DIGITS - 1)
 
 
 def write_new_files(
