@@ -54,7 +54,7 @@ from sqlmig.runner import (
     sql_error,
 )
 from sqlmig.source import Migration, Script, load_migrations
-from sqlmig.sqlscript import split_statements
+from sqlmig.sqlscript import count_statements, split_statements
 from sqlmig.tracker import (
     DEFAULT_TABLE,
     AppliedMigration,
@@ -748,7 +748,7 @@ def _round_trips(m: Migration, direction: str) -> int | None:
     assert script is not None
     if "statement_timeout" in script.sql.lower():
         return None
-    statements = len(split_statements(script.sql))
+    statements = count_statements(script.sql)
     # BEGIN, the record, COMMIT; outside a transaction also marking it 'failed' first.
     return statements + (3 if script.transactional else 6)
 

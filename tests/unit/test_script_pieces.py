@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlmig.sqlscript import (
     Statement,
     control_candidates,
+    count_statements,
     split_checked,
     split_statements,
     statement_groups,
@@ -83,6 +84,12 @@ def test_split_checked_says_what_split_statements_and_unterminated_say(text: str
 
     assert statements == split_statements(text)
     assert opened == unterminated(text)
+
+
+@settings(max_examples=500)
+@given(st.one_of(SQLISH, scripts()))
+def test_count_statements_counts_what_split_statements_returns(text: str) -> None:
+    assert count_statements(text) == len(split_statements(text))
 
 
 @settings(max_examples=500)
