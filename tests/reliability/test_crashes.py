@@ -380,7 +380,10 @@ def test_the_cli_puts_signal_handlers_back_after_a_command(
     def own(signum: int, frame: object) -> None:
         raise AssertionError("never called")
 
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Python's defaults, whatever this test process inherited (a background job
+    # starts with SIGINT ignored).
+    previous_term = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = CliRunner().invoke(app, ["--dir", str(tmp_path / "migrations"), "validate"])
         assert result.exit_code == 0, result.output
@@ -388,11 +391,14 @@ def test_the_cli_puts_signal_handlers_back_after_a_command(
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
         signal.signal(signal.SIGTERM, own)  # an application's own handler stays its own
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # and an ignored signal stays ignored
         result = CliRunner().invoke(app, ["--dir", str(tmp_path / "migrations"), "validate"])
         assert result.exit_code == 0, result.output
         assert signal.getsignal(signal.SIGTERM) is own
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 # --- a no-transaction migration that fails half-way ----------------------------------------
