@@ -14,7 +14,14 @@ from sqlalchemy import Connection
 
 from sqlmig.errors import MigrationError
 from sqlmig.source import Script
-from sqlmig.sqlscript import Statement, excerpt, line_col, split_statements, statement_groups
+from sqlmig.sqlscript import (
+    Statement,
+    excerpt,
+    line_col,
+    server_position_to_offset,
+    split_statements,
+    statement_groups,
+)
 
 
 class StatementFailure(Exception):
@@ -132,7 +139,7 @@ def sql_error(
     snippet = None
     if position is not None and position.isdigit():
         start = base_offset if base_offset is not None else sent_from
-        line, column, snippet = locate(script, start + int(position) - 1)
+        line, column, snippet = locate(script, start + server_position_to_offset(int(position)))
     elif base_offset is not None:
         line, column, snippet = locate(script, base_offset)
     message = diag.message_primary or str(exc).strip() or type(exc).__name__

@@ -364,13 +364,8 @@ _RECORDED = tuple(
 
 
 def _record_values(params: RecordParams, status: str) -> dict[str, Any]:
-    return {
-        "record_version": params.version,
-        "record_filename": params.filename,
-        "record_checksum": params.checksum,
-        "record_duration_ms": params.duration_ms,
-        "record_status": status,
-    }
+    given = (params.version, params.filename, params.checksum, params.duration_ms, status)
+    return {key: value for (_, key), value in zip(_RECORDED, given, strict=True)}
 
 
 def _in_order(rows: Iterable[Sequence[Any]]) -> list[AppliedMigration]:
