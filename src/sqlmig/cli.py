@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ from sqlmig.errors import MigrationInterrupted, SqlmigError, UsageError
 
 if TYPE_CHECKING:
     from sqlmig.config import Settings
+    from sqlmig.events import Event, MigrationDone, MigrationStarted
     from sqlmig.migrator import Migrator, RunResult
-    from sqlmig.source import Migration
 
 EXIT_CODES = """\
 Exit codes: 0 success; 1 a migration or a check failed; 2 usage or configuration
@@ -104,8 +103,7 @@ class Cli:
             lock_timeout=s.lock_timeout,
             statement_timeout=s.statement_timeout,
             migration_lock_timeout=s.migration_lock_timeout,
-            on_lock_wait=self._waiting,
-            progress=self.reporter,
+            on_event=self._event,
             **options,
         )
 
@@ -117,13 +115,17 @@ class Cli:
             if self.reporter is not None:
                 self.reporter.close()
 
-    def _waiting(self, holder: str | None) -> None:
-        if self.settings().lock_timeout <= 0:
-            return  # no wait: the error that follows names the holder
-        self.err(
-            f"waiting up to {self.settings().lock_timeout:g}s for the migration lock, "
-            f"held by {holder or 'another session'}"
-        )
+    def _event(self, event: Event) -> None:
+        from sqlmig.events import LockWaiting
+
+        if isinstance(event, LockWaiting):
+            if event.timeout > 0:  # with no wait, the error that follows names the holder
+                self.err(
+                    f"waiting up to {event.timeout:g}s for the migration lock, "
+                    f"held by {event.holder or 'another session'}"
+                )
+        elif self.reporter is not None:
+            self.reporter(event)
 
     def out(self, text: str) -> None:
         """A result line on stdout (never in JSON mode, where stdout holds one document)."""
@@ -145,24 +147,24 @@ class Reporter:
 
     def __init__(self, color: bool) -> None:
         self.color = color
-        self.started = 0.0
         self.bar: Any = None
 
-    def __call__(self, event: str, m: Migration, index: int, total: int, direction: str) -> None:
-        step = f"[{index + 1}/{total}]"
-        if event == "start":
-            self.started = time.perf_counter()
-            if self.bar is None and total > 5 and sys.stderr.isatty():
-                self._start_bar(total)
-            doing = "" if direction == "up" else "rolling back "
+    def __call__(self, event: MigrationStarted | MigrationDone) -> None:
+        from sqlmig.events import MigrationStarted
+
+        step = f"[{event.index + 1}/{event.total}]"
+        m = event.migration
+        if isinstance(event, MigrationStarted):
+            if self.bar is None and event.total > 5 and sys.stderr.isatty():
+                self._start_bar(event.total)
+            doing = "" if event.direction == "up" else "rolling back "
             self._line(f"{step} {doing}{m.version} {m.name} ...")
         else:
-            ms = int((time.perf_counter() - self.started) * 1000)
-            done = "done" if direction == "up" else "rolled back"
-            self._line(f"{step} {m.version} {m.name} {done} in {ms} ms")
+            done = "done" if event.direction == "up" else "rolled back"
+            self._line(f"{step} {m.version} {m.name} {done} in {event.duration_ms} ms")
             if self.bar is not None:
                 self.bar.advance(self.task)
-                if index + 1 == total:
+                if event.index + 1 == event.total:
                     self.close()
 
     def close(self) -> None:
@@ -414,14 +416,23 @@ def up(
         bool, typer.Option(help="Apply pending migrations older than the newest applied one.")
     ] = False,
     allow_drift: Annotated[bool, typer.Option(help="Run even when applied files changed.")] = False,
+    single_transaction: Annotated[
+        bool,
+        typer.Option(help="All pending migrations in one transaction: all or nothing."),
+    ] = False,
 ) -> None:
     """Apply pending migrations, in order."""
 
     def body(cli: Cli) -> int:
         with cli.migrator(allow_out_of_order=allow_out_of_order, allow_drift=allow_drift) as m:
             if dry_run:
-                return _report_plan(cli, "up", m.plan("up", target=to, steps=steps))
-            return _report_run(cli, "up", m.up(target=to, steps=steps))
+                statements = m.plan(
+                    "up", target=to, steps=steps, single_transaction=single_transaction
+                )
+                return _report_plan(cli, "up", statements)
+            return _report_run(
+                cli, "up", m.up(target=to, steps=steps, single_transaction=single_transaction)
+            )
 
     run(ctx, body)
 

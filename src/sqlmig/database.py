@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -202,11 +203,18 @@ class Target:
         return cls(host=host, port=port, database=url.database or "")
 
 
-def new_engine(database_url: str | URL, *, pool_size: int = 5, connect_timeout: int = 10) -> Engine:
+def new_engine(
+    database_url: str | URL,
+    *,
+    pool_size: int = 5,
+    connect_timeout: int = 10,
+    check: bool = True,
+) -> Engine:
     """An engine with at most ``pool_size`` connections, checked with a ping before return.
 
     The pool never overflows: a migration tool must not surprise a database with
-    more sessions than it was told to use.
+    more sessions than it was told to use. ``check=False`` leaves out the ping, for
+    a caller whose first connection (through :func:`connect`) is the check.
     """
     url = parse_url(database_url)
     defaults = {
@@ -226,11 +234,65 @@ def new_engine(database_url: str | URL, *, pool_size: int = 5, connect_timeout: 
         use_native_hstore=False,
         connect_args=connect_args,
     )
-    failure = ping(engine)
+    # Same state, one round trip to learn the server instead of six (see _LeanDialect).
+    engine.dialect.__class__ = _LeanDialect
+    failure = ping(engine) if check else None
     if failure is not None:
         engine.dispose()
         raise failure
     return engine
+
+
+class _LeanDialect(PGDialect_psycopg):
+    """psycopg's dialect, learning the server in one round trip instead of six.
+
+    On a first connection SQLAlchemy asks for the server version, the default schema,
+    the isolation level and standard_conforming_strings in four queries, inside a
+    transaction of their own (BEGIN and ROLLBACK make six). libpq already has the
+    version and standard_conforming_strings from the connection's start-up; the other
+    two come from one query in autocommit. Only engines made by :func:`new_engine`
+    use it: an application's engine is left exactly as it is.
+    """
+
+    supports_statement_cache = True
+    _facts: tuple[str, str] = ("public", "READ COMMITTED")
+
+    def initialize(self, connection: Connection) -> None:
+        driver: Any = connection.connection.driver_connection
+        before = driver.autocommit
+        driver.autocommit = True
+        try:
+            row = driver.execute(
+                "SELECT current_schema(), upper(current_setting('transaction_isolation'))"
+            ).fetchone()
+        finally:
+            driver.autocommit = before
+        self._facts = (str(row[0]), str(row[1]))
+        super().initialize(connection)  # type: ignore[no-untyped-call]
+
+    def _get_server_version_info(self, connection: Connection) -> tuple[int, ...]:
+        number = int(connection.connection.driver_connection.info.server_version)  # type: ignore[union-attr]
+        return (number // 10000, number % 10000)
+
+    def _get_default_schema_name(self, connection: Connection) -> str:
+        return self._facts[0]
+
+    def get_default_isolation_level(self, dbapi_conn: Any) -> Any:
+        return self._facts[1]
+
+    def _set_backslash_escapes(self, connection: Connection) -> None:
+        info = connection.connection.driver_connection.info  # type: ignore[union-attr]
+        self._backslash_escapes = info.parameter_status("standard_conforming_strings") == "off"
+
+
+def connect(engine: Engine) -> Connection:
+    """A connection from the engine; one that cannot be made is a classified error
+    (raised outside the driver's ``except`` block: no chained text, no password)."""
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        failure = classify(exc.orig if exc.orig is not None else exc, engine.url)
+    raise failure
 
 
 @contextmanager
@@ -239,10 +301,14 @@ def autocommit(conn: Connection) -> Iterator[None]:
     BEGIN and COMMIT round trips around a lone statement.
 
     For reads and session settings that need no transaction of ours. ``conn`` must
-    not be inside a transaction; its mode is put back afterwards.
+    not be inside a transaction; its mode is put back afterwards. A connection in
+    autocommit already (the lock's, a run's work connection) is used as it is.
     """
     # The DBAPI connection: psycopg's own, or SQLAlchemy's adapter of an async one.
     driver: Any = conn.connection.dbapi_connection
+    if driver.autocommit:
+        yield
+        return
     before = driver.autocommit
     driver.autocommit = True
     try:

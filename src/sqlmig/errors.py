@@ -9,7 +9,10 @@ rendered through :func:`sqlmig.database.safe_url` before they reach an error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from sqlmig.outcome import Outcome
 
 
 class SqlmigError(Exception):
@@ -184,7 +187,11 @@ class StateError(ValidationError):
 
 
 class MigrationError(SqlmigError):
-    """A migration's SQL failed on the server; says where, what, and what state is left."""
+    """A migration's SQL failed on the server; says where, what, and what state is left.
+
+    ``outcome`` (sqlmig.outcome.Outcome) is what the failure left of the migration;
+    ``state`` words it, with what to do next.
+    """
 
     def __init__(
         self,
@@ -199,7 +206,9 @@ class MigrationError(SqlmigError):
         detail: str | None = None,
         hint: str | None = None,
         excerpt: str | None = None,
+        constraint: str | None = None,
         state: str = "",
+        outcome: Outcome | None = None,
     ) -> None:
         self.version = version
         self.path = path
@@ -211,7 +220,9 @@ class MigrationError(SqlmigError):
         self.detail = detail
         self.hint = hint
         self.excerpt = excerpt
+        self.constraint = constraint
         self.state = state
+        self.outcome = outcome
         where = path if line is None else f"{path}:{line}:{column}"
         code = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
         text = f"migration {version} ({direction}) failed at {where}: {message}{code}"
@@ -241,6 +252,14 @@ class ConcurrentRunError(SqlmigError):
     """Another run recorded the same migration while this one ran it."""
 
 
+class QueryError(SqlmigError):
+    """The server refused one of sqlmig's own queries (reading the tracking table, say)."""
+
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message)
+
+
 # --- interrupted (exit 130) ------------------------------------------------------
 
 
@@ -248,12 +267,9 @@ class MigrationInterrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C or SIGTERM; the message says what state it left.
 
     A KeyboardInterrupt rather than a SqlmigError, so an application's ``except
-    Exception`` never swallows a Ctrl-C. ``outcome`` is one of ``rolled_back`` (the
-    migration's transaction was rolled back), ``needs_repair`` (a no-transaction
-    migration stopped part-way and is recorded 'failed'), ``uncertain`` (stopped
-    while committing: ``sqlmig status`` shows which way it went) or ``between`` (no
-    migration was in progress). By the time it reaches the caller the lock is released
-    and every connection is back in the pool.
+    Exception`` never swallows a Ctrl-C. ``outcome`` (sqlmig.outcome.Outcome) is what
+    it left of the migration in progress, ``between`` when none was. By the time it
+    reaches the caller the lock is released and every connection is back in the pool.
     """
 
     exit_code: ClassVar[int] = 130
@@ -264,7 +280,7 @@ class MigrationInterrupted(KeyboardInterrupt):
         *,
         version: str | None,
         direction: str | None,
-        outcome: str,
+        outcome: Outcome,
         transactional: bool | None,
         signal: str | None,
         completed: tuple[Any, ...] = (),
@@ -282,13 +298,15 @@ class MigrationInterrupted(KeyboardInterrupt):
         cls, interrupt: BaseException, what: str, completed: tuple[Any, ...] = ()
     ) -> MigrationInterrupted:
         """An interrupt while no migration was in progress; ``what`` says what was."""
+        from sqlmig.outcome import Outcome
+
         signal = signal_name(interrupt)
         by = f"interrupted by {signal}" if signal else "interrupted"
         return cls(
             f"{by} {what}",
             version=None,
             direction=None,
-            outcome="between",
+            outcome=Outcome.BETWEEN,
             transactional=None,
             signal=signal,
             completed=completed,

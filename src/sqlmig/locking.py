@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
@@ -157,6 +158,45 @@ def advisory_lock(
         else:
             with _guard(watchdog, conn):
                 _release(conn, lock_id)
+
+
+class LockStrategy(Protocol):
+    """How a run gets exclusive access: hold it for a block, or say who holds it."""
+
+    def hold(
+        self,
+        engine: Engine,
+        *,
+        timeout: float,
+        on_wait: Callable[[str | None], None] | None = None,
+        watchdog: Watchdog | None = None,
+    ) -> AbstractContextManager[HeldLock]:
+        """Wait up to ``timeout`` seconds for the lock and hold it for the block."""
+
+    def holder(self, conn: Connection) -> str | None:
+        """Who holds the lock now, or None when nobody does or PostgreSQL cannot tell."""
+
+
+class AdvisoryLock:
+    """The session-level advisory lock ``lock_id`` (see the module's docstring)."""
+
+    def __init__(self, lock_id: int = MIGRATION_LOCK_ID) -> None:
+        self.lock_id = lock_id
+
+    def hold(
+        self,
+        engine: Engine,
+        *,
+        timeout: float,
+        on_wait: Callable[[str | None], None] | None = None,
+        watchdog: Watchdog | None = None,
+    ) -> AbstractContextManager[HeldLock]:
+        return advisory_lock(
+            engine, lock_id=self.lock_id, timeout=timeout, on_wait=on_wait, watchdog=watchdog
+        )
+
+    def holder(self, conn: Connection) -> str | None:
+        return lock_holder(conn, self.lock_id)
 
 
 def _acquire(

@@ -103,6 +103,7 @@ def error_json(command: str, exc: SqlmigError | MigrationInterrupted) -> dict[st
     if isinstance(exc, MigrationError):
         error.update(
             version=exc.version,
+            direction=exc.direction,
             file=exc.path,
             line=exc.line,
             column=exc.column,
@@ -110,6 +111,8 @@ def error_json(command: str, exc: SqlmigError | MigrationInterrupted) -> dict[st
             server_message=exc.server_message,
             detail=exc.detail,
             hint=exc.hint,
+            constraint=exc.constraint,
+            outcome=exc.outcome,
         )
     if isinstance(exc, MigrationInterrupted):
         error.update(

@@ -8,6 +8,7 @@ same definition, never SQL pasted together from strings.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,21 +30,32 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    cast,
     func,
+    literal_column,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.schema import CreateSchema, CreateTable
+from sqlalchemy.schema import CreateSchema, CreateTable, ExecutableDDLElement
 from sqlalchemy.sql.dml import ReturningInsert, Update
 
 from sqlmig.database import autocommit
 from sqlmig.errors import ConcurrentRunError, IncompatibleTableError, InvalidIdentifierError
 
 DEFAULT_TABLE = "schema_migrations"
-STATUSES = ("applied", "failed", "rolled_back")
+
+
+class TrackerStatus(str, enum.Enum):
+    """A tracking row's ``status``."""
+
+    APPLIED = "applied"
+    FAILED = "failed"  # failed, or a no-transaction migration in progress
+    ROLLED_BACK = "rolled_back"
+
 
 metadata = MetaData()
 
@@ -144,12 +156,17 @@ class AppliedMigration:
 
 @dataclass(frozen=True)
 class RecordParams:
-    """What is recorded about a migration that ran (or failed)."""
+    """What is recorded about a migration that ran (or failed).
+
+    ``duration_ms`` None: the server measures it, from the start of the transaction
+    the record is written in to the record itself (a pipelined migration's record
+    is sent before its statements have run).
+    """
 
     version: str
     filename: str
     checksum: str
-    duration_ms: int
+    duration_ms: int | None
 
 
 def version_key(version: str) -> tuple[int, int | str]:
@@ -207,9 +224,17 @@ class Tracker:
         self.check_shape(conn)
 
     def _create(self, conn: Connection) -> None:
-        if self.table.schema is not None:
-            conn.execute(CreateSchema(self.table.schema, if_not_exists=True))
-        conn.execute(CreateTable(self.table, if_not_exists=True))
+        for statement in self._ddl():
+            conn.execute(statement)
+
+    def _ddl(self) -> list[ExecutableDDLElement]:
+        schema = self.table.schema
+        create = CreateTable(self.table, if_not_exists=True)
+        return [CreateSchema(schema, if_not_exists=True), create] if schema else [create]
+
+    def ddl(self, dialect: Dialect) -> list[str]:
+        """The statements that create the table (and its schema) when missing, as text."""
+        return [str(statement.compile(dialect=dialect)) for statement in self._ddl()]
 
     def check_shape(self, conn: Connection | None = None) -> None:
         """Raise IncompatibleTableError when the table lacks our columns or types."""
@@ -299,22 +324,24 @@ class Tracker:
         self._upsert(params, "failed", conn)
 
     def _upsert(self, params: RecordParams, status: str, conn: Connection | None) -> bool:
-        values = _record_values(params, status)
+        values = record_values(params, status)
         return self._run(conn, lambda c: c.execute(self._record, values).first()) is not None
-
-    def record_statement(self, params: RecordParams, status: str) -> ReturningInsert[tuple[str]]:
-        """The upsert that records a run; it changes nothing when the row is 'applied'."""
-        values = _record_values(params, status)
-        return self._upsert_of({name: bindparam(key, values[key]) for name, key in _RECORDED})
 
     @cached_property
     def _record(self) -> ReturningInsert[tuple[str]]:
-        """``record_statement`` with its values left as parameters: built once per
-        tracker, so a run builds no statement per migration and SQLAlchemy compiles
-        it once."""
-        return self._upsert_of({name: bindparam(key) for name, key in _RECORDED})
+        return self.upsert()
 
-    def _upsert_of(self, values: dict[str, Any]) -> ReturningInsert[tuple[str]]:
+    def upsert(self, *, duration_by_server: bool = False) -> ReturningInsert[tuple[str]]:
+        """The upsert that records a run, its values left as parameters named as in
+        :func:`record_values`; it changes nothing when the row is 'applied'.
+
+        ``duration_by_server``: ``duration_ms`` is the time from the start of the
+        transaction to the record, taken by the server when it writes the row.
+        """
+        values: dict[str, Any] = {name: bindparam(key) for name, key in _RECORDED}
+        if duration_by_server:
+            elapsed = func.extract("epoch", func.clock_timestamp() - func.transaction_timestamp())
+            values["duration_ms"] = cast(elapsed * 1000, Integer)
         t = self.table
         return (
             insert(t)
@@ -322,26 +349,53 @@ class Tracker:
             .on_conflict_do_update(
                 index_elements=[t.c.version],
                 set_={**values, "applied_at": func.now()},
-                where=t.c.status != "applied",
+                where=t.c.status != TrackerStatus.APPLIED.value,
             )
             .returning(t.c.version)
         )
 
-    def rolled_back_statement(self, version: str) -> Update:
-        return (
-            update(self.table)
-            .where(self.table.c.version == version)
-            .values(status="rolled_back", applied_at=func.now())
-        )
+    @staticmethod
+    def or_fail(upsert: ReturningInsert[tuple[str]]) -> Select[Any]:
+        """``upsert`` made to fail with division_by_zero (SQLSTATE 22012) when it changed
+        no row, because another run recorded the migration as applied meanwhile.
+
+        The record travels in one pipeline with its migration and COMMIT, so the
+        server, not the client, must stop that COMMIT: a failed statement aborts the
+        transaction and the COMMIT after it becomes a rollback.
+        """
+        recorded = upsert.cte("recorded")
+        return select(literal_column("1") / func.count()).select_from(recorded)
+
+    def status_update(self, *, now: bool = False) -> Update:
+        """Set a row's status (parameters ``record_version``, ``record_status``);
+        ``now`` also moves ``applied_at`` to the server's time."""
+        t = self.table
+        values: dict[str, Any] = {"status": bindparam("record_status")}
+        if now:
+            values["applied_at"] = func.now()
+        return update(t).where(t.c.version == bindparam("record_version")).values(**values)
 
     def record_rolled_back(self, version: str, conn: Connection | None = None) -> bool:
         """Mark a row 'rolled_back'; False when there is no such row."""
-        stmt = self.rolled_back_statement(version)
-        return self._run(conn, lambda c: c.execute(stmt).rowcount) == 1
+        values = {"record_version": version, "record_status": TrackerStatus.ROLLED_BACK.value}
+        return (
+            self._run(conn, lambda c: c.execute(self.status_update(now=True), values).rowcount) == 1
+        )
 
-    def set_status(self, version: str, status: str, conn: Connection | None = None) -> bool:
-        """Force a row's status (repair); False when there is no such row."""
-        stmt = update(self.table).where(self.table.c.version == version).values(status=status)
+    def set_status(
+        self,
+        version: str,
+        status: str,
+        conn: Connection | None = None,
+        *,
+        checksum: str | None = None,
+    ) -> bool:
+        """Force a row's status (repair), and its checksum when given, in one statement;
+        False when there is no such row."""
+        t = self.table
+        stmt = update(t).where(t.c.version == version).values(status=TrackerStatus(status).value)
+        if checksum is not None:
+            stmt = stmt.values(checksum=checksum)
         return self._run(conn, lambda c: c.execute(stmt).rowcount) == 1
 
     def set_checksum(self, version: str, checksum: str, conn: Connection | None = None) -> bool:
@@ -363,7 +417,8 @@ _RECORDED = tuple(
 )
 
 
-def _record_values(params: RecordParams, status: str) -> dict[str, Any]:
+def record_values(params: RecordParams, status: str) -> dict[str, Any]:
+    """The parameters of :meth:`Tracker.upsert` for one migration."""
     given = (params.version, params.filename, params.checksum, params.duration_ms, status)
     return {key: value for (_, key), value in zip(_RECORDED, given, strict=True)}
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from sqlmig.errors import MigrationError
 from sqlmig.migrator import Migrator
-from sqlmig.runner import GROUP_CHARS
+from sqlmig.sink import GROUP_CHARS
 
 pytestmark = pytest.mark.integration
 

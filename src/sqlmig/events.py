@@ -1,0 +1,51 @@
+"""What a run reports while it works: small objects with named fields, sent to one callback.
+
+A caller renders them (the CLI prints a line or a bar) or ignores them; adding a
+field to an event breaks no one. The library also logs each on the ``sqlmig`` logger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlmig.outcome import Direction
+from sqlmig.source import Migration
+
+
+@dataclass(frozen=True)
+class MigrationStarted:
+    """``migration`` is about to run: the ``index``-th (0-based) of ``total`` in this run."""
+
+    migration: Migration
+    index: int
+    total: int
+    direction: Direction
+
+
+@dataclass(frozen=True)
+class MigrationDone:
+    """``migration`` committed with its tracking row, after ``duration_ms``."""
+
+    migration: Migration
+    index: int
+    total: int
+    direction: Direction
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class LockWaiting:
+    """The migration lock is busy: the run waits up to ``timeout`` seconds for ``holder``
+    (None when PostgreSQL does not show who holds it)."""
+
+    holder: str | None
+    timeout: float
+
+
+Event = MigrationStarted | MigrationDone | LockWaiting
+OnEvent = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default handler: the ``sqlmig`` logger already has every event."""
