@@ -127,14 +127,24 @@ class Bookkeeping:
     """
 
     def __init__(self, tracker: Tracker, dialect: Dialect, *, shown: bool = False) -> None:
-        self._dialect = dialect
         self._shown = shown
-        self._in_transaction = _Compiled(
-            Tracker.or_fail(tracker.upsert(duration_by_server=True)), dialect
-        )
-        self._after_statements = _Compiled(Tracker.or_fail(tracker.upsert()), dialect)
-        self._failed = _Compiled(tracker.upsert(), dialect)
-        self._status = _Compiled(tracker.status_update(now=True), dialect)
+
+        def in_transaction(given: dict[str, Any] | None) -> ClauseElement:
+            return Tracker.or_fail(tracker.upsert(duration_by_server=True, given=given))
+
+        def after_statements(given: dict[str, Any] | None) -> ClauseElement:
+            return Tracker.or_fail(tracker.upsert(given=given))
+
+        def failed(given: dict[str, Any] | None) -> ClauseElement:
+            return tracker.upsert(given=given)
+
+        def status(given: dict[str, Any] | None) -> ClauseElement:
+            return tracker.status_update(now=True, given=given)
+
+        self._in_transaction = _Compiled(in_transaction, dialect)
+        self._after_statements = _Compiled(after_statements, dialect)
+        self._failed = _Compiled(failed, dialect)
+        self._status = _Compiled(status, dialect)
 
     def done(self, m: Migration, direction: Direction, duration_ms: int | None = None) -> Command:
         """The record that makes ``m`` done; inside its transaction (duration None: the
@@ -158,24 +168,31 @@ class Bookkeeping:
         return self._command(self._status, values, m)
 
     def _command(self, compiled: _Compiled, values: dict[str, Any], m: Migration) -> Command:
-        shown = compiled.literal(values, self._dialect) if self._shown else None
+        shown = compiled.literal(values) if self._shown else None
         return Command(compiled.sql, compiled.params(values), Role.RECORD, m, shown=shown)
 
 
 class _Compiled:
-    """A Core statement compiled once; each use only binds its values."""
+    """A Core statement compiled once; each use only binds its values.
 
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        self.statement = statement
-        self.compiled = statement.compile(dialect=dialect)
+    ``build(None)`` is the statement with its values as parameters; ``build(values)``
+    carries them, for a dry run to show them inline.
+    """
+
+    def __init__(
+        self, build: Callable[[dict[str, Any] | None], ClauseElement], dialect: Dialect
+    ) -> None:
+        self.build = build
+        self.dialect = dialect
+        self.compiled = build(None).compile(dialect=dialect)
         self.sql = self.compiled.string
 
     def params(self, values: dict[str, Any]) -> dict[str, Any]:
         return dict(self.compiled.construct_params(values) or {})
 
-    def literal(self, values: dict[str, Any], dialect: Dialect) -> str:
-        bound = self.statement.params(values)
-        return str(bound.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    def literal(self, values: dict[str, Any]) -> str:
+        statement = self.build(values)
+        return str(statement.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _no_stall() -> float | None:

@@ -22,7 +22,7 @@ from typing import Protocol
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 
-from sqlmig.database import KEEPALIVES, stalled_error
+from sqlmig.database import KEEPALIVES, connect, stalled_error
 from sqlmig.errors import LockLostError, LockTimeoutError
 from sqlmig.watchdog import Watchdog, socket_fd
 
@@ -128,7 +128,7 @@ def advisory_lock(
     With a ``watchdog``, every round trip on the lock's connection is bounded, and a
     stall while taking the lock raises ConnectionStalledError.
     """
-    conn = engine.connect()
+    conn = connect(engine)
     stalled: float | None = None
     try:
         conn.execution_options(isolation_level="AUTOCOMMIT")

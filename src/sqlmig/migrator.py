@@ -128,7 +128,8 @@ class Migrator:
         Reads the files (names, encoding, sections, checksums) but does not lex their
         SQL: a state needs none of it, and ``validate`` and every run still check it.
         """
-        return statuses(load_migrations(self.directory), self._rows())
+        rows = self._rows()
+        return statuses(load_migrations(self.directory), rows)
 
     def history(self) -> list[AppliedMigration]:
         """The tracking table's rows, newest first."""
@@ -136,7 +137,8 @@ class Migrator:
 
     def validate(self) -> list[MigrationStatus]:
         """Every file check and every drift and repair check, without changing anything."""
-        states = statuses(self.migrations(), self._rows())
+        rows = self._rows()
+        states = statuses(self.migrations(), rows)
         check_blockers(states, allow_drift=False)
         return states
 

@@ -160,7 +160,8 @@ class Run:
         creating it, so IF NOT EXISTS is all the race needs.
         """
         conn = self._lock_connection()
-        ddl = [Command(sql, role=Role.RECORD) for sql in self.tracker.ddl(self.engine.dialect)]
+        # Parameters, if none: compiled SQL doubles any % in a name, which psycopg undoes.
+        ddl = [Command(sql, {}, Role.RECORD) for sql in self.tracker.ddl(self.engine.dialect)]
         self.bookkeeping(Executor(conn), ddl, "create the tracking table")
 
     def _lock_connection(self) -> Connection:

@@ -275,7 +275,7 @@ class Tracker:
             if _sqlstate(exc) == _UNDEFINED_TABLE:
                 return None
             if _sqlstate(exc) == _UNDEFINED_COLUMN:
-                with conn.begin():
+                with autocommit(conn):
                     self.check_shape(conn)
             raise
         return _in_order(rows)
@@ -331,14 +331,17 @@ class Tracker:
     def _record(self) -> ReturningInsert[tuple[str]]:
         return self.upsert()
 
-    def upsert(self, *, duration_by_server: bool = False) -> ReturningInsert[tuple[str]]:
-        """The upsert that records a run, its values left as parameters named as in
-        :func:`record_values`; it changes nothing when the row is 'applied'.
+    def upsert(
+        self, *, duration_by_server: bool = False, given: dict[str, Any] | None = None
+    ) -> ReturningInsert[tuple[str]]:
+        """The upsert that records a run, its values parameters named as in
+        :func:`record_values` (``given``: their values); it changes nothing when the
+        row is 'applied'.
 
         ``duration_by_server``: ``duration_ms`` is the time from the start of the
         transaction to the record, taken by the server when it writes the row.
         """
-        values: dict[str, Any] = {name: bindparam(key) for name, key in _RECORDED}
+        values: dict[str, Any] = {name: _param(key, given) for name, key in _RECORDED}
         if duration_by_server:
             elapsed = func.extract("epoch", func.clock_timestamp() - func.transaction_timestamp())
             values["duration_ms"] = cast(elapsed * 1000, Integer)
@@ -366,14 +369,15 @@ class Tracker:
         recorded = upsert.cte("recorded")
         return select(literal_column("1") / func.count()).select_from(recorded)
 
-    def status_update(self, *, now: bool = False) -> Update:
-        """Set a row's status (parameters ``record_version``, ``record_status``);
-        ``now`` also moves ``applied_at`` to the server's time."""
+    def status_update(self, *, now: bool = False, given: dict[str, Any] | None = None) -> Update:
+        """Set a row's status (parameters ``record_version``, ``record_status``;
+        ``given``: their values); ``now`` also moves ``applied_at`` to the server's time."""
         t = self.table
-        values: dict[str, Any] = {"status": bindparam("record_status")}
+        values: dict[str, Any] = {"status": _param("record_status", given)}
         if now:
             values["applied_at"] = func.now()
-        return update(t).where(t.c.version == bindparam("record_version")).values(**values)
+        where = t.c.version == _param("record_version", given)
+        return update(t).where(where).values(**values)
 
     def record_rolled_back(self, version: str, conn: Connection | None = None) -> bool:
         """Mark a row 'rolled_back'; False when there is no such row."""
@@ -415,6 +419,10 @@ _RECORDED = tuple(
     (name, f"record_{name}")
     for name in ("version", "filename", "checksum", "duration_ms", "status")
 )
+
+
+def _param(key: str, given: dict[str, Any] | None) -> Any:
+    return bindparam(key) if given is None else bindparam(key, given[key])
 
 
 def record_values(params: RecordParams, status: str) -> dict[str, Any]:

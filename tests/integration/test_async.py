@@ -35,8 +35,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from sqlmig.errors import MigrationError
+from sqlmig.events import Event
 from sqlmig.migrator import Migrator, RunResult
-from sqlmig.source import Migration
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ def test_async_application_runs_migrations_through_run_sync(
     directory = write(tmp_path / "migrations", MIGRATIONS)
     observed: list[int] = []
 
-    def progress(event: str, migration: Migration, index: int, total: int, direction: str) -> None:
+    def progress(event: Event) -> None:
         with psycopg.connect(libpq(database_url), autocommit=True) as observer:
             row = observer.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'async-app'"
@@ -99,7 +99,7 @@ def test_async_application_runs_migrations_through_run_sync(
         try:
             async with engine.connect() as conn:
                 up = await conn.run_sync(
-                    lambda sync_conn: Migrator(sync_conn.engine, directory, progress=progress).up()
+                    lambda sync_conn: Migrator(sync_conn.engine, directory, on_event=progress).up()
                 )
                 indexes = list(
                     (

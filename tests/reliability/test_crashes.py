@@ -36,8 +36,8 @@ from typer.testing import CliRunner
 
 from sqlmig.cli import app
 from sqlmig.errors import MigrationInterrupted, StateError
+from sqlmig.events import Event, MigrationDone
 from sqlmig.migrator import Migrator
-from sqlmig.source import Migration
 
 pytestmark = pytest.mark.integration
 
@@ -332,14 +332,14 @@ def test_interrupt_between_migrations_reports_exactly_what_the_run_completed(
     """Ctrl-C landing after 0002 committed (here: in the progress callback) counts it done."""
     folder = write(tmp_path / "migrations", TRANSACTIONAL | {"0002_b.up.sql": "CREATE TABLE b ();"})
 
-    def progress(event: str, m: Migration, index: int, total: int, direction: str) -> None:
-        if (event, index) == ("done", 1):
+    def progress(event: Event) -> None:
+        if isinstance(event, MigrationDone) and event.index == 1:
             raise KeyboardInterrupt
 
     engine = create_engine(make_url(database_url).set(drivername="postgresql+psycopg"))
     try:
         try:
-            Migrator(engine, folder, progress=progress).up()
+            Migrator(engine, folder, on_event=progress).up()
         except KeyboardInterrupt as exc:
             interrupted = exc
         else:
