@@ -127,7 +127,7 @@ def account(stop: Stop) -> str:
     )
     if stop.outcome is Outcome.BETWEEN:
         then = "Run `sqlmig up` to continue." if up else "Run `sqlmig status` to see the state."
-        return f"No migration was in progress. {before}{then}"
+        return f"{before}{then}"
     if stop.outcome is Outcome.APPLIED:
         return f"{v} was {stop.direction.done} and recorded before the run stopped. {before}" + (
             "Run `sqlmig up` to continue." if up else "Run `sqlmig status` to see the state."

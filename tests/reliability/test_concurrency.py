@@ -22,7 +22,7 @@ COUNT = 50
 VERSIONS = [f"{n:04d}" for n in range(1, COUNT + 1)]
 WAITING = re.compile(
     r"^waiting up to 60s for the migration lock, held by pid (\d+) \(application sqlmig, "
-    r"client [^,]+, connected since [^,]+, state idle\)$",
+    r"client [^,]+, connected since [^,]+, state [a-z ]+\)$",
     re.MULTILINE,
 )
 

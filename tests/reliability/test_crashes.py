@@ -133,9 +133,9 @@ def test_signal_during_a_transactional_migration_rolls_it_back_and_exits_130(
         fresh = r.run("up")
 
     message = (
-        f"interrupted by {name} while applying 0002 (migrations/0002_b.up.sql): its "
-        "transaction was rolled back: nothing of 0002 remains and `sqlmig up` will run it "
-        "again. Before it, this run applied 1: 0001. Run `sqlmig up` to continue."
+        f"interrupted by {name} while applying 0002 (migrations/0002_b.up.sql). Its "
+        "transaction was rolled back: nothing of 0002 remains. Before it, this run applied "
+        "1: 0001. Run `sqlmig up` to continue."
     )
     assert stopped.returncode == 130
     assert stopped.stderr == f"error: {message}\n"
@@ -179,12 +179,12 @@ def test_signal_during_a_no_transaction_migration_records_it_failed_and_exits_13
         fresh = r.run("up")
 
     message = (
-        f"interrupted by {name} while applying 0002 (migrations/0002_b.up.sql): it runs "
+        f"interrupted by {name} while applying 0002 (migrations/0002_b.up.sql). It runs "
         "outside a transaction: statement 1 of 3 was applied and committed, and statement 2 "
-        "(line 3) was cancelled while it ran and may or may not have taken effect. Before "
-        "it, this run applied 1: 0001. It is recorded as 'failed' and `sqlmig up` will "
-        "refuse to run until you resolve it: finish or undo its changes by hand, then "
-        "`sqlmig repair 0002 --applied` or `sqlmig repair 0002 --rolled-back`."
+        "(line 3) was cancelled while it ran and may or may not have taken effect. It is "
+        "recorded as 'failed' and `sqlmig up` will refuse to run until you resolve it: check "
+        "what took effect, finish or undo its changes by hand, then `sqlmig repair 0002 "
+        "--applied`, `--rolled-back` or `--forget`. Before it, this run applied 1: 0001."
     )
     assert stopped.returncode == 130
     assert stopped.stderr == f"error: {message}\n"
@@ -275,7 +275,7 @@ def test_keyboard_interrupt_in_the_library_leaves_the_application_engine_and_poo
         assert interrupted.outcome == ("rolled_back" if transactional else "needs_repair")
         assert [r.version for r in interrupted.completed] == ["0001"]
         assert str(interrupted).startswith(
-            f"interrupted while applying 0002 ({folder / '0002_b.up.sql'}): "
+            f"interrupted while applying 0002 ({folder / '0002_b.up.sql'}). "
         )
 
         migrator = Migrator(engine, folder)
@@ -346,7 +346,7 @@ def test_interrupt_between_migrations_reports_exactly_what_the_run_completed(
             pytest.fail("the run finished although it was interrupted")
         assert isinstance(interrupted, MigrationInterrupted)
         assert str(interrupted) == (
-            "interrupted between migrations: none was in progress. Before that, this run "
+            "interrupted between migrations. Before that, this run "
             "applied 2: 0001, 0002. Run `sqlmig up` to continue."
         )
         assert (interrupted.outcome, interrupted.version) == ("between", None)
