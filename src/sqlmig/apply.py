@@ -206,8 +206,9 @@ class Applier:
     One per run; its state is the run's own, so runs in different threads share
     nothing. ``guard`` gives the deadline for a group of migrations (the watchdog);
     ``stalled`` says whether the watchdog closed the connection, and after how long;
-    ``before_each`` runs before each migration (the lock check); ``password`` is
-    scrubbed from any driver text shown.
+    ``before_each`` runs before each migration (the lock check); ``settle_orphan``
+    finds out how a transaction ended whose connection died before the answer came
+    (None: it cannot tell); ``password`` is scrubbed from any driver text shown.
     """
 
     sink: Sink
@@ -216,6 +217,7 @@ class Applier:
     guard: Callable[[Sequence[Migration], Direction], Guard] = lambda group, d: no_guard
     stalled: Callable[[], float | None] = _no_stall
     before_each: Callable[[], None] = lambda: None
+    settle_orphan: Callable[[Step], Outcome | None] = lambda step: None
     statement_timeout: float | None = None
     password: str | None = None
     done: list[MigrationResult] = field(default_factory=list)
@@ -333,6 +335,8 @@ class Applier:
         if cause is Cause.SQL and step.transactional:
             self.sink.settle()
         stop = self._stop(step, cause, failed.reached, failed.command)
+        if stop.outcome is Outcome.APPLIED:  # it committed before the connection went
+            self._count_done(step)
         if stop.outcome is Outcome.ROLLED_BACK and cause is Cause.SQL:
             recorded = step.direction is Direction.UP and self._record_failure(m)
             stop = replace(stop, recorded_failed=recorded, may_be_partial=may_be_partial(m))
@@ -386,7 +390,8 @@ class Applier:
             return Outcome.ROLLED_BACK  # the COMMIT never left: the session rolls back
         if cause is Cause.INTERRUPT and self.sink.settle():
             return Outcome.ROLLED_BACK  # psycopg cancelled it and the session answered
-        return Outcome.UNCERTAIN
+        # Sent whole, COMMIT included, and no answer: the server may still be running it.
+        return self.settle_orphan(step) or Outcome.UNCERTAIN
 
     def _progress(self, step: Step) -> Progress:
         script = step.script()
@@ -482,10 +487,7 @@ class Applier:
         reached = interrupt.reached if isinstance(interrupt, SendInterrupted) else None
         stop = self._stop(step, Cause.INTERRUPT, reached, None)
         if stop.outcome is Outcome.APPLIED:
-            for m in step.migrations:  # it committed: count it done
-                self.done.append(
-                    MigrationResult(m.version, m.name, m.filename, step.direction, 0, True)
-                )
+            self._count_done(step)
         what = f"{step.direction.doing} {stop.version} ({step.script().path})"
         return MigrationInterrupted(
             f"{by} while {what}. {account(stop)}",
@@ -496,6 +498,14 @@ class Applier:
             signal=signal,
             completed=tuple(self.done),
         )
+
+    def _count_done(self, step: Step) -> None:
+        """A migration that committed although the run stopped: it is done."""
+        for m in step.migrations:
+            if not any(r.version == m.version and r.direction == step.direction for r in self.done):
+                self.done.append(
+                    MigrationResult(m.version, m.name, m.filename, step.direction, 0, True)
+                )
 
     def _direction(self) -> Direction:
         return self.done[-1].direction if self.done else Direction.UP

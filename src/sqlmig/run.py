@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -19,10 +20,10 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 
-from sqlmig.apply import Applier, Bookkeeping, MigrationResult, script_of
+from sqlmig.apply import Applier, Bookkeeping, MigrationResult, Step, script_of
 from sqlmig.database import Target, connect, scrub, stalled_error
 from sqlmig.errors import (
     DatabaseUnavailableError,
@@ -33,7 +34,7 @@ from sqlmig.errors import (
 )
 from sqlmig.events import LockWaiting, OnEvent
 from sqlmig.locking import HeldLock, LockStrategy, enable_keepalives
-from sqlmig.outcome import Cause, Direction, cause_of, sqlstate_of
+from sqlmig.outcome import Cause, Direction, Outcome, cause_of, sqlstate_of
 from sqlmig.plan import MigrationStatus, Plan, check_blockers, statuses
 from sqlmig.sink import (
     BEGIN,
@@ -47,10 +48,20 @@ from sqlmig.sink import (
     no_guard,
 )
 from sqlmig.source import Migration
-from sqlmig.tracker import AppliedMigration, Tracker
-from sqlmig.watchdog import Watchdog
+from sqlmig.tracker import AppliedMigration, Tracker, TrackerStatus
+from sqlmig.watchdog import GRACE, Watchdog
 
 log = logging.getLogger("sqlmig")
+
+_BACKEND_START = (
+    select(literal_column("backend_start"))
+    .select_from(text("pg_stat_activity"))
+    .where(literal_column("pid") == func.pg_backend_pid())
+    .scalar_subquery()
+)
+_SESSION = "FROM pg_stat_activity WHERE pid = :pid AND backend_start = :started"
+_END_SESSION = text(f"SELECT pg_terminate_backend(pid) {_SESSION}")
+_SESSION_ALIVE = text(f"SELECT count(*) {_SESSION}")
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,7 @@ class Run:
         self._work: Connection | None = None
         self._applier: Applier | None = None
         self._restore: dict[str, str] = {}
+        self._backend: tuple[int, Any] | None = None  # the work session: pid, start
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -183,6 +195,7 @@ class Run:
                 guard=self._group_guard(work),
                 stalled=(lambda: watchdog.stalled(work)) if watchdog else (lambda: None),
                 before_each=self.lock.ensure_held if self.lock else (lambda: None),
+                settle_orphan=self._settle_orphan,
                 statement_timeout=self.options.statement_timeout,
                 password=self._password,
             )
@@ -300,18 +313,57 @@ class Run:
             # The backend checks its client while a statement runs, so a migration
             # stops soon after its runner dies instead of running to the end.
             settings["client_connection_check_interval"] = "2000ms"
-        if not settings:
-            return {}
         # Read and set in one statement: the OFFSET keeps the subquery a plan node of
-        # its own, so it is read before the outer list sets anything.
-        old = select(*(func.current_setting(k).label(f"old_{i}") for i, k in enumerate(settings)))
+        # its own, so it is read before the outer list sets anything. The session's
+        # pid and start name it later, should it outlive its connection.
+        old = select(
+            func.pg_backend_pid(),
+            _BACKEND_START,
+            *(func.current_setting(k).label(f"old_{i}") for i, k in enumerate(settings)),
+        )
         before = old.offset(0).subquery()
         read_and_set = select(
             *before.c, *(func.set_config(k, v, False) for k, v in settings.items())
         )
         with self.guard(conn):
-            previous = conn.execute(read_and_set).one()
-        return dict(zip(settings, previous[: len(settings)], strict=True))
+            row = conn.execute(read_and_set).one()
+        self._backend = (row[0], row[1])
+        return dict(zip(settings, row[2 : 2 + len(settings)], strict=True))
+
+    def _settle_orphan(self, step: Step) -> Outcome | None:
+        """How a transaction ended whose connection died after its COMMIT went out.
+
+        The server may still be running it in the session the connection left behind.
+        When the lock's connection still answers, that session (this run's own, which
+        nobody waits for any more) is ended, and the tracking table then says which way
+        the transaction went. None when that cannot be found out.
+        """
+        lock, backend = self.lock, self._backend
+        stalled = self.watchdog is not None and self.watchdog.fired
+        if lock is None or backend is None or stalled or gone(lock.connection):
+            return None
+        conn = lock.connection
+        session = {"pid": backend[0], "started": backend[1]}
+        try:
+            with self.guard(conn, 3):
+                conn.execute(_END_SESSION, session)
+                deadline = time.monotonic() + GRACE
+                while conn.execute(_SESSION_ALIVE, session).scalar():
+                    if time.monotonic() > deadline:
+                        return None
+                    time.sleep(0.05)
+                recorded = {r.version: r.status for r in self.tracker.read(conn) or []}
+        except DBAPIError:
+            return None
+        done = (
+            TrackerStatus.APPLIED if step.direction is Direction.UP else TrackerStatus.ROLLED_BACK
+        )
+        committed = all(recorded.get(m.version) == done.value for m in step.migrations)
+        log.info(
+            "the session of the lost connection has ended: the migration %s",
+            "committed" if committed else "rolled back",
+        )
+        return Outcome.APPLIED if committed else Outcome.ROLLED_BACK
 
     def _close_work(self) -> None:
         conn, self._work = self._work, None

@@ -246,10 +246,13 @@ def test_terminated_work_connection_exits_4_and_rolls_back_the_migration_in_prog
     assert done.code == 4
     assert done.error.startswith(
         f"error: migration 0002 (up) failed at {folder / '0002_gated.up.sql'}: the connection "
-        "to the server was lost: terminating connection due to administrator command "
-        "[SQLSTATE 57P01]\n"
-        "Its transaction ended with the connection: nothing of 0002 was applied or recorded. "
-        "Run `sqlmig up` again once the server answers. Before it, this run applied 1: 0001."
+        "to the server was lost: "
+    )
+    # Its COMMIT had gone out with it: the run asked the server, on the lock's connection,
+    # how the session it left behind ended, and can say so for certain.
+    assert done.error.endswith(
+        "\nIts transaction was rolled back: nothing of 0002 remains. Before it, this run "
+        "applied 1: 0001. Run `sqlmig up` again once the server answers.\n"
     )
     assert tracking(observer) == [("0001", "applied")]
     assert ledger(observer) == ["0001"]
@@ -277,7 +280,7 @@ def test_terminated_work_connection_in_a_no_transaction_migration_leaves_it_fail
         "taken effect. It is recorded as 'failed' and `sqlmig up` will refuse to run until "
         "you resolve it"
     ) in done.error
-    assert "`sqlmig repair 0002 --applied` or `--rolled-back`" in done.error
+    assert "`sqlmig repair 0002 --applied`, `--rolled-back` or `--forget`" in done.error
     # The truth: its first two statements committed, and the row says it needs a look.
     assert tracking(observer) == [("0001", "applied"), ("0002", "failed")]
     assert ledger(observer) == ["0001", "0002"]
@@ -358,17 +361,21 @@ def test_dropped_network_fails_the_run_at_once_and_leaves_the_truth(
         f"error: migration 0002 (up) failed at {folder / '0002_gated.up.sql'}: the connection "
         "to the server was lost: "
     )
+    # Its statements went out together with its COMMIT, and both connections are gone:
+    # until the server notices, it cannot be known whether that COMMIT will run.
     assert (
-        "Its transaction ended with the connection: nothing of 0002 was applied or recorded."
-        in done.error
+        "0002 was sent with its COMMIT and no answer came back, so it is either applied and "
+        "recorded, or not at all." in done.error
     )
     document = json.loads(done.stdout)
     assert document["ok"] is False
-    assert {k: document["error"][k] for k in ("type", "exit_code", "version", "file")} == {
+    keys = ("type", "exit_code", "version", "file", "outcome")
+    assert {k: document["error"][k] for k in keys} == {
         "type": "ConnectionLostError",
         "exit_code": 4,
         "version": "0002",
         "file": str(folder / "0002_gated.up.sql"),
+        "outcome": "uncertain",
     }
     assert [m["version"] for m in document["migrations"]] == ["0001"]
     wait_until_alone(observer)
@@ -400,9 +407,9 @@ def test_stalled_network_fails_the_run_within_its_statement_timeout_instead_of_h
             f"error: migration 0002 (up) failed at {folder / '0002_gated.up.sql'}: the "
             f"connection stalled: no answer from the server within {limit:g}s (the statement "
             "timeout of 1s for each statement, plus a grace period), so sqlmig closed it\n"
-            "Its transaction ended with the connection: nothing of 0002 was applied or "
-            "recorded. Until the server notices the connection is gone, its session keeps "
-            "its locks, so a new run may wait for the migration lock."
+            "0002 was sent with its COMMIT and no answer came back, so it is either applied "
+            "and recorded, or not at all. Until the server notices the connection is gone, "
+            "its session keeps its locks, so a new run may wait for the migration lock."
         )
         assert "[SQLSTATE" not in done.error
         # The partition heals: the server learns that the client is gone.
@@ -427,7 +434,7 @@ def test_stall_while_waiting_for_the_lock_fails_instead_of_waiting_forever(
             folder,
             lock_timeout=120,
             statement_timeout=1,
-            on_lock_wait=lambda holder: proxy.stall(),
+            on_event=lambda event: proxy.stall(),
         )
         began = time.monotonic()
         with migrator:
@@ -544,10 +551,11 @@ def test_server_restart_mid_migration_exits_4_and_a_rerun_completes_once_it_is_b
     assert done.code == 4
     assert done.error.startswith(
         f"error: migration 0002 (up) failed at {folder / '0002_gated.up.sql'}: the connection "
-        "to the server was lost: terminating connection due to administrator command "
-        "[SQLSTATE 57P01]\n"
-        "Its transaction ended with the connection: nothing of 0002 was applied or recorded. "
-        "Run `sqlmig up` again once the server answers. Before it, this run applied 1: 0001."
+        "to the server was lost: "
+    )
+    assert (
+        "0002 was sent with its COMMIT and no answer came back, so it is either applied and "
+        "recorded, or not at all." in done.error
     )
 
     while_down = run(url, folder)
