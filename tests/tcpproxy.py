@@ -1,6 +1,7 @@
 """A TCP proxy on loopback that a test controls: forward, stall, or drop every connection.
 
-It stands between sqlmig and PostgreSQL to play the network: ``stall()`` stops
+It stands between sqlmig and PostgreSQL to play the network (and, with a ``tap``,
+to see what a client sends): ``stall()`` stops
 forwarding bytes but keeps every socket open (a partition as the client sees it: its
 kernel still ACKs what it sends, so TCP keepalives and ``tcp_user_timeout`` never
 fire), ``drop()`` closes both sides of every connection (a reset), ``resume()``
@@ -13,7 +14,7 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -32,11 +33,16 @@ def upstream_of(url: str) -> Upstream:
     return str(Path(directory) / f".s.PGSQL.{port}")
 
 
+Tap = Callable[[int, bytes], None]
+"""Sees every chunk a client sends, with the number of its connection (from 1)."""
+
+
 class TcpProxy:
     """Listens on 127.0.0.1 and relays each connection to ``upstream``, one thread a pair."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, tap: Tap | None = None) -> None:
         self.upstream = upstream
+        self.tap = tap
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
@@ -105,10 +111,10 @@ class TcpProxy:
                 return
             self.accepted += 1
             threading.Thread(
-                target=self._open, args=(client,), name="tcpproxy-pair", daemon=True
+                target=self._open, args=(client, self.accepted), name="tcpproxy-pair", daemon=True
             ).start()
 
-    def _open(self, client: socket.socket) -> None:
+    def _open(self, client: socket.socket, number: int) -> None:
         # A stall holds new connections too: the client's connect() succeeds (the
         # kernel accepts), then nothing comes back, as over a dead route.
         self._flowing.wait()
@@ -127,13 +133,13 @@ class TcpProxy:
                 _close(client, server)
                 return
             self._pairs.append((client, server))
-        self._relay(client, server)
+        self._relay(client, server, number)
 
-    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+    def _relay(self, client: socket.socket, server: socket.socket, number: int) -> None:
         """Copy bytes both ways until either side closes; hold them while stalled."""
         with selectors.DefaultSelector() as sel:
-            sel.register(client, selectors.EVENT_READ, server)
-            sel.register(server, selectors.EVENT_READ, client)
+            sel.register(client, selectors.EVENT_READ, (server, number))
+            sel.register(server, selectors.EVENT_READ, (client, 0))
             while self._alive(client, server) and self._pump(sel):
                 pass
         self._forget(client, server)
@@ -146,11 +152,13 @@ class TcpProxy:
             return True
         for key, _ in sel.select(timeout=0.05):
             source: socket.socket = key.fileobj  # type: ignore[assignment]
-            target: socket.socket = key.data
+            target, client = key.data  # client: the connection's number, 0 from the server
             try:
                 data = source.recv(65536)
                 if not data:
                     return False
+                if client and self.tap is not None:
+                    self.tap(client, data)
                 target.sendall(data)
             except OSError:
                 return False
@@ -174,9 +182,9 @@ def _close(*sockets: socket.socket) -> None:
 
 
 @contextmanager
-def proxy_to(database_url: str) -> Iterator[TcpProxy]:
+def proxy_to(database_url: str, tap: Tap | None = None) -> Iterator[TcpProxy]:
     """A proxy in front of the server of ``database_url``, closed afterwards."""
-    proxy = TcpProxy(upstream_of(database_url))
+    proxy = TcpProxy(upstream_of(database_url), tap)
     try:
         yield proxy
     finally:
