@@ -78,9 +78,7 @@ def test_a_deferred_constraint_failing_at_commit_is_the_migrations_sql_error(
     assert (error.exit_code, error.version, error.sqlstate) == (1, "0002", "23503")
     assert error.constraint == "child_parent_id_fkey"
     assert error.outcome is Outcome.ROLLED_BACK
-    assert "its COMMIT failed: insert or update on table \"child\" violates foreign key" in str(
-        error
-    )
+    assert 'its COMMIT failed: insert or update on table "child" violates foreign key' in str(error)
     assert "Its transaction was rolled back: nothing of 0002 remains" in str(error)
     assert tracking(observer) == {"0001": "applied", "0002": "failed"}
     assert observer.execute("SELECT count(*) FROM child").fetchone() == (0,)
@@ -155,9 +153,12 @@ def test_the_line_of_every_error_is_the_one_psql_names(
     folder = write(tmp_path / "m", {"0001_case.up.sql": NO_POSITION[case]})
     with pgsource.fresh_database(pg_admin_url) as url:
         expected = psql_line(url, folder / "0001_case.up.sql")
-    with pgsource.fresh_database(pg_admin_url) as url:
-        with pytest.raises(MigrationError) as caught, Migrator(url, folder) as m:
-            m.up()
+    with (
+        pgsource.fresh_database(pg_admin_url) as url,
+        pytest.raises(MigrationError) as caught,
+        Migrator(url, folder) as m,
+    ):
+        m.up()
 
     assert caught.value.line == expected
     assert caught.value.column is not None
@@ -182,11 +183,10 @@ def test_a_dry_run_shows_exactly_what_the_server_then_receives(
     database_url: str, tmp_path: Path
 ) -> None:
     folder = write(tmp_path / "m", SCRIPTS)
-    with captured(database_url) as (proxy, capture):
-        with Migrator(proxy.url(database_url), folder) as m:
-            planned = m.plan("up")
-            capture.sent.clear()
-            m.up()
+    with captured(database_url) as (proxy, capture), Migrator(proxy.url(database_url), folder) as m:
+        planned = m.plan("up")
+        capture.sent.clear()
+        m.up()
 
     work = next(s.connection for s in capture.sent if s.sql == "BEGIN")
     executed = [s for s in capture.sent if s.connection == work and "set_config" not in s.sql]

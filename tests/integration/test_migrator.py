@@ -1068,7 +1068,8 @@ def test_plan_returns_the_exact_sql_and_changes_nothing(engine: Engine, migratio
         checksum = next(s.checksum for s in migrator.status() if s.version == version)
         return (
             "INSERT INTO schema_migrations (version, filename, checksum, applied_at, "
-            f"duration_ms, status) VALUES ('{version}', '{filename}', '{checksum}', now(), " in sql
+            f"duration_ms, status) VALUES ('{version}', '{filename}', '{checksum}', now(), "
+            in sql
             and f"'{status}') ON CONFLICT (version) DO UPDATE SET version = '{version}'" in sql
             and "WHERE schema_migrations.status != 'applied'" in sql
         )
