@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from sqlmig import __version__
+from sqlmig.cliparams import App
 from sqlmig.errors import MigrationInterrupted, SqlmigError, UsageError
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ error; 3 the migration lock was not acquired within --lock-timeout; 4 the databa
 could not be reached; 130 interrupted.
 """
 
-app = typer.Typer(
+app = App(
     name="sqlmig",
     help="Raw-SQL schema migrations for PostgreSQL.\n\n" + EXIT_CODES,
     no_args_is_help=True,
@@ -650,7 +651,7 @@ def alembic(ctx: typer.Context) -> None:
     dispatch(ctx)
 
 
-# click's base error, reached through typer's public API: typer vendors click from 0.29.
+# click's base error, reached through typer's public API: typer vendors click from 0.26.
 _ClickException: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
 )
