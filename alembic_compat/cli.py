@@ -1,7 +1,7 @@
 """``sqlmig alembic ...``: a typer sub-app, a thin skin over the library functions.
 
-sqlmig finds :data:`app` through this package's ``sqlmig.commands`` entry point
-(``alembic``) when ``sqlmig alembic`` is typed, and runs it under its root context:
+sqlmig finds :func:`command` through this package's ``sqlmig.commands`` entry point
+(``alembic``) when ``sqlmig alembic`` is typed, and runs its app under its root context:
 the commands share sqlmig's global options (``--database-url``, ``--dir``,
 ``--table``, ``--schema``, ``--lock-timeout``, ``--format json``...) through the
 ``Cli`` object, and :func:`sqlmig.clikit.run` turns errors into one message and
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from alembic_compat.errors import AlembicMissingError, require_alembic
+from alembic_compat.errors import require_alembic
 from sqlmig.clikit import Cli, run
 from sqlmig.cliparams import App
 
@@ -43,18 +43,11 @@ MetadataOption = Annotated[
 ]
 
 
-@app.callback()
-def needs_alembic(ctx: typer.Context) -> None:
-    """Before any command (not before --help): exit 2 with the install command when
-    Alembic is missing."""
-    try:
-        require_alembic()
-    except AlembicMissingError:
-
-        def fail(cli: Cli) -> int:
-            raise AlembicMissingError()  # inside run(): sqlmig's message, JSON, exit code
-
-        run(ctx, fail)
+def command() -> typer.Typer:
+    """The ``sqlmig.commands`` entry point: the app, once Alembic is known to be there
+    (else AlembicMissingError, which sqlmig reports: exit 2 with the install command)."""
+    require_alembic()
+    return app
 
 
 @app.command("import")

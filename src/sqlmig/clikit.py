@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from sqlmig.config import Settings
 
 PLUGINS = "sqlmig.commands"
-"""The entry-point group of commands other packages add: name = "module:typer_app"."""
+"""The entry-point group of commands other packages add: name = "module:function", a
+function that returns the command's typer app (see :func:`run_plugin`)."""
 
 
 class Format(str, Enum):
@@ -133,34 +134,39 @@ def run(ctx: typer.Context, body: Callable[[C], int | None]) -> NoReturn:
 
 
 def run_plugin(ctx: typer.Context, name: str, missing: str) -> None:
-    """Run ``sqlmig NAME ARGS...`` with the typer app of the ``NAME`` entry point in
-    :data:`PLUGINS`, under the root context (so it shares the global options).
+    """Run ``sqlmig NAME ARGS...`` with the typer app that the ``NAME`` entry point in
+    :data:`PLUGINS` returns, under the root context (so it shares the global options).
 
-    Exits 2 with ``missing`` (what to install) when there is no such entry point or
-    its module cannot be imported. importlib.metadata is imported only here: it
-    costs more than the rest of ``sqlmig --help``.
+    The entry point is a function: it may raise a :class:`SqlmigError` (a dependency
+    missing), reported like any command's. Exits 2 with ``missing`` (what to install)
+    when there is no such entry point or its module cannot be imported.
+    importlib.metadata is imported only here: it costs more than ``sqlmig --help``'s
+    own work.
     """
     try:
-        command = typer.main.get_command(_plugin(name))
+        command = typer.main.get_command(_plugin(name)())
     except ImportError:
+        error: SqlmigError = UsageError(missing)
+    except SqlmigError as exc:
+        error = exc
+    else:
+        root = ctx.parent or ctx
+        with command.make_context(name, list(ctx.args), parent=root) as sub:
+            command.invoke(sub)
+        return
 
-        def fail(cli: Cli) -> int:
-            raise UsageError(missing)
+    def fail(cli: Cli) -> int:
+        raise error
 
-        run(ctx, fail)
-    root = ctx.parent or ctx
-    with command.make_context(name, list(ctx.args), parent=root) as sub:
-        command.invoke(sub)
+    run(ctx, fail)
 
 
-def _plugin(name: str) -> typer.Typer:
+def _plugin(name: str) -> Callable[[], typer.Typer]:
     from importlib.metadata import entry_points
 
     for entry in entry_points(group=PLUGINS, name=name):
-        app = entry.load()
-        if not isinstance(app, typer.Typer):
-            raise TypeError(f"entry point {entry.value} ({PLUGINS}) is not a typer.Typer")
-        return app
+        make_app: Callable[[], typer.Typer] = entry.load()
+        return make_app
     raise ImportError(f"no {name!r} entry point in {PLUGINS}")
 
 

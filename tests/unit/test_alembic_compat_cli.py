@@ -44,7 +44,10 @@ def test_top_level_help_lists_alembic_without_importing_it() -> None:
 
 
 @pytest.mark.parametrize("blocker", ["sys.modules['alembic'] = None", "BLOCK_FINDER"])
-def test_without_alembic_the_commands_exit_2_saying_what_to_install(blocker: str) -> None:
+@pytest.mark.parametrize("command", [["import", "--config", "alembic.ini"], ["--help"]])
+def test_without_alembic_the_commands_exit_2_saying_what_to_install(
+    blocker: str, command: list[str]
+) -> None:
     if blocker == "BLOCK_FINDER":
         blocker = (
             "import sys\n"
@@ -54,7 +57,7 @@ def test_without_alembic_the_commands_exit_2_saying_what_to_install(blocker: str
             "            raise ImportError(f'No module named {name!r}', name=name)\n"
             "sys.meta_path.insert(0, Block())"
         )
-    argv = "import sys; sys.argv = ['sqlmig', 'alembic', 'import', '--config', 'alembic.ini']"
+    argv = f"import sys; sys.argv = ['sqlmig', 'alembic', *{command!r}]"
 
     done = python(f"import sys\n{blocker}\n{argv}")
 
@@ -79,8 +82,10 @@ def test_sqlmig_finds_the_alembic_commands_through_their_entry_point() -> None:
     (entry,) = importlib.metadata.entry_points(group="sqlmig.commands", name="alembic")
 
     from alembic_compat.cli import app as alembic_app
+    from alembic_compat.cli import command
 
-    assert entry.load() is alembic_app
+    assert entry.load() is command
+    assert command() is alembic_app
 
 
 @pytest.mark.parametrize(
