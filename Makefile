@@ -43,7 +43,8 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # The benchmark (issue 6): sqlmig against the floor and its peers, on an embedded
-# PostgreSQL 16 (or $$SQLMIG_BENCH_DATABASE_URL). bench/.venv holds the peers.
+# PostgreSQL 16 (or $$SQLMIG_BENCH_DATABASE_URL). bench/.venv holds the peers;
+# bench/.venv-typer-* hold sqlmig with typer 0.28 and the newest typer (case 4).
 .PHONY: bench bench-smoke
 bench: $(STAMP)
 	sh bench/venv.sh $(PYTHON)

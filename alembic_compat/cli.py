@@ -1,10 +1,11 @@
 """``sqlmig alembic ...``: a typer sub-app, a thin skin over the library functions.
 
-It shares sqlmig's global options (``--database-url``, ``--dir``, ``--table``,
-``--schema``, ``--lock-timeout``, ``--format json``...) through the root context's
-``Cli`` object, and sqlmig's ``run()`` turns errors into one message and their exit
-code. ``sqlmig.cli`` loads this module only when ``sqlmig alembic`` is typed, and
-this module imports Alembic only inside the commands.
+sqlmig finds :func:`command` through this package's ``sqlmig.commands`` entry point
+(``alembic``) when ``sqlmig alembic`` is typed, and runs its app under its root context:
+the commands share sqlmig's global options (``--database-url``, ``--dir``,
+``--table``, ``--schema``, ``--lock-timeout``, ``--format json``...) through the
+``Cli`` object, and :func:`sqlmig.clikit.run` turns errors into one message and
+their exit code. This module imports Alembic only inside the commands.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from alembic_compat.errors import AlembicMissingError, require_alembic
-from sqlmig.cli import Cli, run
+from alembic_compat.errors import require_alembic
+from sqlmig.clikit import Cli, run
+from sqlmig.cliparams import App
 
 if TYPE_CHECKING:
     from alembic_compat.compare import Difference
     from alembic_compat.history import ImportResult
 
-app = typer.Typer(
+app = App(
     name="alembic",
     help="Move from Alembic to plain-SQL migrations: import an Alembic history, adopt a "
     "database Alembic migrated, draft a migration from the ORM models, check for drift.",
@@ -41,24 +43,11 @@ MetadataOption = Annotated[
 ]
 
 
-def dispatch(ctx: typer.Context) -> None:
-    """Run ``sqlmig alembic ARGS...``: called by sqlmig's ``alembic`` command with its context.
-
-    Exits 2 with the install command when Alembic is missing.
-    """
-    try:
-        require_alembic()
-    except AlembicMissingError:
-
-        def fail(cli: Cli) -> int:
-            cli.command = "alembic"
-            raise AlembicMissingError()  # inside run(): sqlmig's message, JSON, exit code
-
-        run(ctx, fail)
-    command = typer.main.get_command(app)
-    root = ctx.parent or ctx
-    with command.make_context("alembic", list(ctx.args), parent=root) as sub:
-        command.invoke(sub)
+def command() -> typer.Typer:
+    """The ``sqlmig.commands`` entry point: the app, once Alembic is known to be there
+    (else AlembicMissingError, which sqlmig reports: exit 2 with the install command)."""
+    require_alembic()
+    return app
 
 
 @app.command("import")
@@ -124,10 +113,7 @@ def adopt(
             table=s.table,
             schema=s.schema,
             lock_timeout=s.lock_timeout,
-            on_lock_wait=lambda holder: cli.err(
-                f"waiting up to {s.lock_timeout:g}s for the migration lock, "
-                f"held by {holder or 'another session'}"
-            ),
+            on_lock_wait=cli.waiting,
         )
         if cli.json:
             cli.emit(

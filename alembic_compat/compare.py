@@ -27,11 +27,11 @@ from sqlalchemy.types import TypeEngine
 from alembic_compat.adopt import ALEMBIC_VERSION_TABLE
 from alembic_compat.engines import engine_for
 from alembic_compat.errors import PendingMigrationsError, require_alembic
-from alembic_compat.files import pair_names, write_new_files
+from alembic_compat.files import write_new_files
 from alembic_compat.offline import render_operations
 from sqlmig.migrator import Migrator
 from sqlmig.plan import State
-from sqlmig.scaffold import next_version, slugify
+from sqlmig.scaffold import next_version, pair_names, slugify
 from sqlmig.tracker import DEFAULT_TABLE
 
 if TYPE_CHECKING:

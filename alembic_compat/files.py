@@ -3,19 +3,18 @@
 An imported file starts with a header comment naming its Alembic revision
 (``-- alembic revision: 1a2b3c4d5e01 (down_revision: none)``); that line is how
 :func:`alembic_compat.adopt.adopt` finds the file that matches ``alembic_version``.
-Files are created with ``open(..., "x")`` and a set of them is written all or
-nothing: existing files are never overwritten.
+A set of files is written all or nothing, never over an existing file, nor with a
+version the directory already has (:func:`sqlmig.scaffold.write_files`).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sqlmig.errors import MigrationFileError, UsageError
-from sqlmig.scaffold import slugify
+from sqlmig.errors import UsageError
+from sqlmig.scaffold import existing_versions, slugify, write_files
 from sqlmig.source import Migration, parse_filename
 
 HEADER_PREFIX = "-- alembic revision: "
@@ -55,26 +54,6 @@ def migration_name(message: str | None, revision: str) -> str:
     return "revision"
 
 
-def pair_names(version: str, name: str) -> tuple[str, str]:
-    """The up and down file names of a migration."""
-    return f"{version}_{name}.up.sql", f"{version}_{name}.down.sql"
-
-
-def existing_versions(directory: Path) -> dict[int, str]:
-    """The migration versions already in ``directory`` (by number), with a file name of each."""
-    if not directory.is_dir():
-        return {}
-    found: dict[int, str] = {}
-    for entry in os.scandir(directory):
-        try:
-            parsed = parse_filename(entry.name)
-        except MigrationFileError:
-            continue  # a badly named .sql file: loading the directory reports it
-        if parsed is not None:
-            found.setdefault(parsed.number, entry.name)
-    return found
-
-
 def write_new_files(
     directory: Path, files: Mapping[str, str], *, reserved: Iterable[str] = ()
 ) -> list[Path]:
@@ -83,7 +62,7 @@ def write_new_files(
     ``files`` maps file names (``<version>_<name>.up.sql``...) to their text;
     ``reserved`` names files left for a person to write, whose versions must be free too.
     """
-    taken = existing_versions(directory)
+    taken = {int(version): name for version, name in existing_versions(directory).items()}
     clashes: dict[int, str] = {}
     for name in [*files, *reserved]:
         parsed = parse_filename(name)
@@ -98,23 +77,4 @@ def write_new_files(
             + "\nNothing is ever overwritten: write into another directory, or move those "
             "files away."
         )
-    directory.mkdir(parents=True, exist_ok=True)
-    created: list[Path] = []
-    try:
-        for name, text in files.items():
-            path = directory / name
-            with path.open("x", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            created.append(path)
-    except FileExistsError as exc:
-        _remove(created)
-        raise UsageError(f"{exc.filename} already exists; nothing was written") from None
-    except BaseException:
-        _remove(created)
-        raise
-    return created
-
-
-def _remove(paths: list[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
+    return write_files(directory, files)

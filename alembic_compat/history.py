@@ -33,8 +33,9 @@ from alembic_compat.errors import (
     UnrenderableError,
     require_alembic,
 )
-from alembic_compat.files import header, migration_name, pair_names, write_new_files
+from alembic_compat.files import header, migration_name, write_new_files
 from alembic_compat.offline import DIALECT, StatementLog, tidy
+from sqlmig.scaffold import pair_names
 from sqlmig.sqlscript import split_statements, transaction_control
 
 if TYPE_CHECKING:

@@ -9,7 +9,9 @@ rotates each repetition) so that a noisy machine hurts all of them alike. Each
 measurement of a run that changes the database gets a fresh database.
 
 sqlmig and the floor run from the project's .venv (the same interpreter); alembic and
-yoyo-migrations from bench/.venv (``sh bench/venv.sh``). The server is
+yoyo-migrations from bench/.venv (``sh bench/venv.sh``), which also makes the two
+environments case 4 times sqlmig's start-up in: sqlmig with typer 0.28, the last
+before pydantic, and with the newest typer. The server is
 ``SQLMIG_BENCH_DATABASE_URL`` (an admin URL: databases are created and dropped on it)
 or an embedded PostgreSQL 16 from pgserver, started here in a temporary directory.
 
@@ -55,6 +57,7 @@ SQLMIG = str(MAIN_BIN / "sqlmig")
 FLOOR = str(BENCH / "floor.py")
 INPROC = str(BENCH / "inproc.py")
 PEERS = ("alembic", "yoyo")
+TYPER_VENVS = (BENCH / ".venv-typer-0.28", BENCH / ".venv-typer-latest")
 T = TypeVar("T")
 
 # Case 1's targets by N (case 2 is held to the same).
@@ -243,7 +246,11 @@ class Bench:
             (
                 "4",
                 "Case 4: start-up (`--help`, `--version`)",
-                'Against `python -c "import typer"` and `python -c pass`, same interpreter.',
+                'Against `python -c "import typer"` and `python -c pass` of the same virtual '
+                "environment: the project's .venv, and sqlmig with typer 0.28 and with the "
+                "newest typer (bench/.venv-typer-*, made by `sh bench/venv.sh`). `sqlmig new` "
+                "(`--dir` a temporary directory, `--sequential`) is a command that reads its "
+                "options and needs no database.",
                 self.case_startup,
             ),
             (
@@ -409,33 +416,51 @@ class Bench:
     # --- case 4: start-up ---------------------------------------------------------------
 
     def case_startup(self, table: Table) -> None:
-        commands = {
-            "python -c pass": [PYTHON, "-c", "pass"],
-            'python -c "import typer"': [PYTHON, "-c", "import typer"],
-            "sqlmig --help": [SQLMIG, "--help"],
-            "sqlmig --version": [SQLMIG, "--version"],
-        }
-        series = {name: Series(name) for name in commands}
-        names = list(commands)
+        """Each environment's figures against its own ``import typer``, all interleaved.
+
+        ``--help`` and ``--version`` exit before any option value is read; ``new`` (no
+        database) reads them, which is where typer 0.29 would import pydantic.
+        """
+        environments = {".venv": MAIN_BIN}
+        for venv in TYPER_VENVS:
+            if (venv / "bin" / "sqlmig").exists():
+                environments[f"bench/{venv.name}"] = venv / "bin"
+            else:
+                self.errors.append(f"case 4: {venv} is missing (sh bench/venv.sh)")
+        commands: dict[tuple[str, str], list[str]] = {}
+        for where, bin_ in environments.items():
+            python, sqlmig = str(bin_ / "python"), str(bin_ / "sqlmig")
+            new_dir = str(self.work / f"startup-new-{bin_.parent.name}")
+            commands[(where, "python -c pass")] = [python, "-c", "pass"]
+            commands[(where, 'python -c "import typer"')] = [python, "-c", "import typer"]
+            commands[(where, "sqlmig --help")] = [sqlmig, "--help"]
+            commands[(where, "sqlmig --version")] = [sqlmig, "--version"]
+            commands[(where, "sqlmig new")] = [sqlmig, "--dir", new_dir, "new", "x", "--sequential"]
+        series = {key: Series(" ".join(key)) for key in commands}
+        keys = list(commands)
         for rep in range(max(self.config.reps * 4, 1)):
-            for name in rotated(names, rep):
-                series[name].add(self.run(commands[name], self.env))
-        typer_ = series['python -c "import typer"']
-        bare = series["python -c pass"]
-        table.add(Row("python -c pass", bare))
-        table.add(Row('python -c "import typer"', typer_, measure.ratio(typer_, bare), "pass"))
-        for name in ("sqlmig --help", "sqlmig --version"):
-            value = measure.ratio(series[name], typer_)
-            table.add(
-                Row(
-                    name,
-                    series[name],
-                    value,
-                    "import typer",
-                    Target.at_most(value, HELP_TARGET),
-                    f"{measure.ratio(series[name], bare):.2f}x `python -c pass`",
+            for key in rotated(keys, rep):
+                series[key].add(self.run(commands[key], self.env))
+        for where, bin_ in environments.items():
+            typer_version = versions(bin_ / "python", ["typer"])["typer"]
+            label = f"({where}, typer {typer_version})"
+            bare = series[(where, "python -c pass")]
+            typer_ = series[(where, 'python -c "import typer"')]
+            table.add(Row(f"python -c pass {label}", bare))
+            typer_ratio = measure.ratio(typer_, bare)
+            table.add(Row(f'python -c "import typer" {label}', typer_, typer_ratio, "pass"))
+            for name in ("sqlmig --help", "sqlmig --version", "sqlmig new"):
+                value = measure.ratio(series[(where, name)], typer_)
+                table.add(
+                    Row(
+                        f"{name} {label}",
+                        series[(where, name)],
+                        value,
+                        "import typer",
+                        None if name == "sqlmig new" else Target.at_most(value, HELP_TARGET),
+                        f"{measure.ratio(series[(where, name)], bare):.2f}x `python -c pass`",
+                    )
                 )
-            )
 
     # --- case 5: many files ---------------------------------------------------------------
 

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from enum import Enum
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from sqlmig import __version__
-from sqlmig.errors import MigrationInterrupted, SqlmigError, UsageError
+from sqlmig import __version__, clikit
+from sqlmig.clikit import Format, run_plugin
+from sqlmig.cliparams import App
+from sqlmig.errors import UsageError
 
 if TYPE_CHECKING:
-    from sqlmig.config import Settings
     from sqlmig.events import Event, MigrationDone, MigrationStarted
     from sqlmig.migrator import Migrator, RunResult
 
@@ -34,7 +31,7 @@ error; 3 the migration lock was not acquired within --lock-timeout; 4 the databa
 could not be reached; 130 interrupted.
 """
 
-app = typer.Typer(
+app = App(
     name="sqlmig",
     help="Raw-SQL schema migrations for PostgreSQL.\n\n" + EXIT_CODES,
     no_args_is_help=True,
@@ -44,51 +41,11 @@ app = typer.Typer(
 )
 
 
-class Format(str, Enum):
-    text = "text"
-    json = "json"
-
-
 @dataclass
-class Cli:
-    """What the global options said; settings are resolved when a command needs them."""
+class Cli(clikit.Cli):
+    """The global options' state, and the Migrator sqlmig's own commands build from it."""
 
-    given: dict[str, Any]
-    config: Path | None
-    format: Format
-    verbose: bool
-    quiet: bool
-    color: bool
-    command: str = ""
     reporter: Reporter | None = None
-    _settings: Settings | None = field(default=None, repr=False)
-
-    @property
-    def json(self) -> bool:
-        return self.format is Format.json
-
-    def settings(self) -> Settings:
-        if self._settings is None:
-            from sqlmig.config import environment, resolve
-
-            self._settings = resolve(self.given, environment(), Path.cwd(), self.config)
-        return self._settings
-
-    def url(self) -> str:
-        settings = self.settings()
-        url = settings.database_url
-        if not url and settings.database_url_env:
-            raise UsageError(
-                f"{settings.config_file} says the database URL is in "
-                f"${settings.database_url_env}, but it is not set"
-            )
-        if not url:
-            raise UsageError(
-                "no database URL: pass --database-url, set SQLMIG_DATABASE_URL or "
-                "DATABASE_URL, or name the variable that holds it with database_url_env "
-                "in sqlmig.toml"
-            )
-        return url
 
     def migrator(self, **options: Any) -> Migrator:
         from sqlmig.migrator import Migrator
@@ -107,39 +64,18 @@ class Cli:
             **options,
         )
 
-    def call(self, body: Callable[[Cli], int | None]) -> int:
-        """Run a command's body; a progress bar never outlives it, even on an error."""
-        try:
-            return body(self) or 0
-        finally:
-            if self.reporter is not None:
-                self.reporter.close()
+    def finish(self) -> None:
+        """A progress bar never outlives its command, even on an error."""
+        if self.reporter is not None:
+            self.reporter.close()
 
     def _event(self, event: Event) -> None:
         from sqlmig.events import LockWaiting
 
         if isinstance(event, LockWaiting):
-            if event.timeout > 0:  # with no wait, the error that follows names the holder
-                self.err(
-                    f"waiting up to {event.timeout:g}s for the migration lock, "
-                    f"held by {event.holder or 'another session'}"
-                )
+            self.waiting(event.holder)
         elif self.reporter is not None:
             self.reporter(event)
-
-    def out(self, text: str) -> None:
-        """A result line on stdout (never in JSON mode, where stdout holds one document)."""
-        if not self.json and not self.quiet:
-            print(text, flush=True)
-
-    def err(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=sys.stderr, flush=True)
-
-    def emit(self, document: dict[str, Any]) -> None:
-        from sqlmig.render import dump
-
-        dump(document, sys.stdout)
 
 
 class Reporter:
@@ -188,111 +124,9 @@ class Reporter:
             print(text, file=sys.stderr, flush=True)
 
 
-def _state(ctx: typer.Context) -> Cli:
-    cli: Cli = ctx.ensure_object(Cli) if ctx.obj is None else ctx.obj
-    cli.command = ctx.info_name or ""
-    return cli
-
-
 def run(ctx: typer.Context, body: Callable[[Cli], int | None]) -> NoReturn:
-    """Run a command: errors become one clear message and their exit code."""
-    cli = _state(ctx)
-    with _signals_as_interrupts():
-        try:
-            code = cli.call(body)
-        except (SqlmigError, MigrationInterrupted) as exc:
-            _fail(cli, exc)
-        except KeyboardInterrupt as exc:  # outside any run: nothing was in progress
-            what = "while no migration was in progress. Run `sqlmig status` to see the state."
-            _fail(cli, MigrationInterrupted.between(exc, what))
-        except Exception as exc:
-            _fail(cli, _unexpected(cli, exc))
-    raise typer.Exit(code)
-
-
-def _unexpected(cli: Cli, exc: Exception) -> SqlmigError:
-    """A driver error that escaped the library: classify what we can, scrub the rest."""
-    from sqlalchemy.exc import DBAPIError, OperationalError
-
-    from sqlmig.database import classify, parse_url, scrub
-
-    try:
-        url = parse_url(cli.url())
-    except SqlmigError:  # no URL, or a bad one: this error is about something else
-        url = None
-    if isinstance(exc, OperationalError) and url is not None:
-        return classify(exc.orig or exc, url)
-    text = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc)
-    error = SqlmigError(
-        f"unexpected {type(exc).__name__}: {scrub(text, url.password if url else None)}"
-        " (run with --verbose for the traceback)"
-    )
-    error.__cause__ = exc
-    return error
-
-
-def _fail(cli: Cli, exc: SqlmigError | MigrationInterrupted) -> NoReturn:
-    if cli.verbose:
-        import traceback
-
-        password = _password(cli)
-        text = "".join(traceback.format_exception(exc))
-        print(text.replace(password, "***") if password else text, file=sys.stderr)
-    if cli.json:
-        from sqlmig.render import error_json
-
-        cli.emit(error_json(cli.command, exc))
-    print(f"error: {exc}", file=sys.stderr, flush=True)
-    raise typer.Exit(exc.exit_code)
-
-
-def _password(cli: Cli) -> str | None:
-    try:
-        url = cli.settings().database_url
-    except SqlmigError:
-        return None
-    if not url:
-        return None
-    from sqlmig.database import parse_url
-
-    # A URL sqlmig refuses is only ever shown masked; what SQLAlchemy would take for
-    # its password ("p" of u:p@ss@host) must not be starred out all over the traceback.
-    try:
-        password = parse_url(url).password
-    except SqlmigError:
-        return None
-    return str(password) if password else None
-
-
-@contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    """SIGTERM (a deploy timing out, a pod stopping) unwinds like Ctrl-C: the current
-    transaction rolls back and the lock is released on the way out.
-
-    Both raise KeyboardInterrupt("SIGINT" / "SIGTERM") so the message names the signal.
-    A signal someone else handles or ignores (SIGINT in a background job) is left
-    alone, and the previous handlers come back afterwards: an application calling
-    ``app()`` keeps its own.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    expected: dict[signal.Signals, object] = {signal.SIGINT: signal.default_int_handler}
-    if hasattr(signal, "SIGTERM"):
-        expected[signal.SIGTERM] = signal.SIG_DFL
-    previous: dict[signal.Signals, Any] = {}
-    for signum, default in expected.items():
-        if signal.getsignal(signum) is default:
-            previous[signum] = signal.signal(signum, handler)
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
+    """:func:`sqlmig.clikit.run` for the commands here, whose bodies use the Cli above."""
+    clikit.run(ctx, body)
 
 
 def _version(value: bool) -> None:
@@ -642,7 +476,8 @@ def new(
 
 
 # `sqlmig alembic ...` lives in the alembic_compat package (extra `sqlmig[alembic]`),
-# loaded only when typed so that `sqlmig --help` never imports Alembic or SQLAlchemy.
+# found through its entry point only when typed: `sqlmig --help` reads no package
+# metadata and imports neither Alembic nor SQLAlchemy.
 @app.command(
     "alembic",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -650,18 +485,10 @@ def new(
 )
 def alembic(ctx: typer.Context) -> None:
     """Import an Alembic history, adopt, draft and check (needs sqlmig[alembic])."""
-    try:
-        from alembic_compat.cli import dispatch
-    except ImportError:
-
-        def missing(cli: Cli) -> int:
-            raise UsageError("the alembic commands need Alembic: pip install 'sqlmig[alembic]'")
-
-        run(ctx, missing)
-    dispatch(ctx)
+    run_plugin(ctx, "alembic", "the alembic commands need Alembic: pip install 'sqlmig[alembic]'")
 
 
-# click's base error, reached through typer's public API: typer vendors click from 0.29.
+# click's base error, reached through typer's public API: typer vendors click from 0.26.
 _ClickException: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
 )

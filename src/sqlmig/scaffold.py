@@ -1,10 +1,15 @@
-"""Creating new migration files: a safe name, the next version, never an overwrite."""
+"""Creating new migration files: a safe name, the next version, never an overwrite.
+
+``sqlmig new`` and the files ``alembic_compat`` writes share these, so that every
+file sqlmig makes is named, numbered and written the same way.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -59,7 +64,7 @@ def choose_version(
     UTC time, moved past the newest one when the clock is behind it (so the new
     migration is never out of order). ``sequential`` decides for an empty directory.
     """
-    existing = _versions(directory)
+    existing = existing_versions(directory)
     if not existing:
         return ("0001" if sequential else _stamp(now)), None
     highest = max(existing, key=int)
@@ -95,26 +100,32 @@ def _after(highest: str) -> str:
         return str(int(highest) + 1).zfill(len(highest))
 
 
-def _versions(directory: Path) -> list[str]:
-    """Versions of the files that are migrations (an orphan down script counts: its
-    version is taken); anything else, even a ``README.sql``, is not ``new``'s business."""
+def existing_versions(directory: Path) -> dict[str, str]:
+    """The versions of the migration files in ``directory``, each with one of its file
+    names. An orphan down script counts (its version is taken); anything else, even a
+    ``README.sql``, is not ``new``'s business."""
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
-        return []
+        return {}
     except OSError as exc:
         raise UsageError(
             f"cannot list the migrations directory {directory}: {exc.strerror or exc}"
         ) from None
-    found = []
+    found: dict[str, str] = {}
     for entry in entries:
         try:
             parsed = parse_filename(entry.name)
         except MigrationFileError:
-            continue
+            continue  # a badly named .sql file: loading the directory reports it
         if parsed is not None:
-            found.append(parsed.version)
+            found.setdefault(parsed.version, entry.name)
     return found
+
+
+def pair_names(version: str, name: str) -> tuple[str, str]:
+    """The up and down file names of a migration."""
+    return f"{version}_{name}.up.sql", f"{version}_{name}.down.sql"
 
 
 def new_migration(
@@ -142,6 +153,40 @@ def create_migration(
     """Create the files of a new migration, all or none, never overwriting one."""
     folder = Path(directory)
     slug = slugify(name)
+    _make_directory(folder)
+    version, note = choose_version(folder, sequential=sequential, now=now)
+    if single_file:
+        files = {f"{version}_{slug}.sql": "-- migrate:up\n\n\n-- migrate:down\n\n"}
+    else:
+        up, down = pair_names(version, slug)
+        files = {up: f"-- {slug}: up\n\n", down: f"-- {slug}: undo what the up script did\n\n"}
+    return NewMigration(write_files(folder, files), version, note)
+
+
+def write_files(directory: Path, files: Mapping[str, str]) -> list[Path]:
+    """Create every file of ``files`` (name: text) in ``directory``, or none of them,
+    never overwriting one: half a pair would be a migration without its down script."""
+    _make_directory(directory)
+    created: list[Path] = []
+    try:
+        for filename, text in files.items():
+            path = directory / filename
+            try:
+                with path.open("x", encoding="utf-8", newline="\n") as handle:  # "x": no overwrite
+                    created.append(path)
+                    handle.write(text)
+            except FileExistsError:
+                raise UsageError(f"{path} already exists; nothing was overwritten") from None
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    return created
+
+
+def _make_directory(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -149,29 +194,3 @@ def create_migration(
             f"cannot create the migrations directory {folder}: {exc.strerror or exc}; "
             "pass --dir with a directory"
         ) from None
-    version, note = choose_version(folder, sequential=sequential, now=now)
-    if single_file:
-        files = {f"{version}_{slug}.sql": "-- migrate:up\n\n\n-- migrate:down\n\n"}
-    else:
-        files = {
-            f"{version}_{slug}.up.sql": f"-- {slug}: up\n\n",
-            f"{version}_{slug}.down.sql": f"-- {slug}: undo what the up script did\n\n",
-        }
-    created: list[Path] = []
-    try:
-        for filename, body in files.items():
-            path = folder / filename
-            try:
-                with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
-                    created.append(path)
-                    handle.write(body)
-            except FileExistsError:
-                raise UsageError(f"{path} already exists; nothing was overwritten") from None
-            except OSError as exc:
-                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        # Half a pair would be a migration without its down script: take back what was made.
-        for path in created:
-            path.unlink(missing_ok=True)
-        raise
-    return NewMigration(created, version, note)

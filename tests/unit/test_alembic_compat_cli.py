@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from alembic_compat.errors import INSTALL_HINT
 from sqlmig.cli import app
 
 PROJECT = Path(__file__).parents[1] / "alembic_project"
@@ -42,7 +44,10 @@ def test_top_level_help_lists_alembic_without_importing_it() -> None:
 
 
 @pytest.mark.parametrize("blocker", ["sys.modules['alembic'] = None", "BLOCK_FINDER"])
-def test_without_alembic_the_commands_exit_2_saying_what_to_install(blocker: str) -> None:
+@pytest.mark.parametrize("command", [["import", "--config", "alembic.ini"], ["--help"]])
+def test_without_alembic_the_commands_exit_2_saying_what_to_install(
+    blocker: str, command: list[str]
+) -> None:
     if blocker == "BLOCK_FINDER":
         blocker = (
             "import sys\n"
@@ -52,7 +57,7 @@ def test_without_alembic_the_commands_exit_2_saying_what_to_install(blocker: str
             "            raise ImportError(f'No module named {name!r}', name=name)\n"
             "sys.meta_path.insert(0, Block())"
         )
-    argv = "import sys; sys.argv = ['sqlmig', 'alembic', 'import', '--config', 'alembic.ini']"
+    argv = f"import sys; sys.argv = ['sqlmig', 'alembic', *{command!r}]"
 
     done = python(f"import sys\n{blocker}\n{argv}")
 
@@ -71,6 +76,41 @@ def test_without_alembic_json_output_carries_the_error() -> None:
     assert document["ok"] is False
     assert document["command"] == "alembic"
     assert "pip install 'sqlmig[alembic]'" in document["error"]["message"]
+
+
+def test_sqlmig_finds_the_alembic_commands_through_their_entry_point() -> None:
+    (entry,) = importlib.metadata.entry_points(group="sqlmig.commands", name="alembic")
+
+    from alembic_compat.cli import app as alembic_app
+    from alembic_compat.cli import command
+
+    assert entry.load() is command
+    assert command() is alembic_app
+
+
+@pytest.mark.parametrize(
+    ("module", "other"), [("sqlmig.cli", "alembic_compat"), ("alembic_compat.cli", "sqlmig.cli")]
+)
+def test_neither_command_line_module_imports_the_other(module: str, other: str) -> None:
+    code = f"import sys, {module}\nprint({other!r} in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "False\n"
+
+
+def test_without_the_entry_point_the_command_exits_2_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **selection: [])
+
+    text = CliRunner().invoke(app, ["alembic", "import"])
+    as_json = CliRunner().invoke(app, ["--format", "json", "alembic", "import"])
+
+    assert text.exit_code == 2
+    assert text.stderr == f"error: {INSTALL_HINT}\n"
+    assert as_json.exit_code == 2
+    assert json.loads(as_json.stdout)["command"] == "alembic"
 
 
 def test_alembic_help_lists_the_four_commands() -> None:

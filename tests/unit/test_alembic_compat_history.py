@@ -151,6 +151,15 @@ def test_import_never_overwrites_and_writes_nothing_when_versions_are_taken(
     assert [p.name for p in tmp_path.iterdir()] == ["0003_mine.up.sql"]
 
 
+def test_an_output_directory_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("not a directory\n")
+
+    with pytest.raises(UsageError, match=r"cannot list the migrations directory .*out"):
+        import_history(PROJECT / "alembic.ini", tmp_path / "out")
+
+    assert (tmp_path / "out").read_text() == "not a directory\n"
+
+
 def test_a_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(AlembicConfigError, match=r"alembic\.ini not found") as caught:
         import_history(tmp_path / "alembic.ini", tmp_path / "out")
