@@ -43,15 +43,18 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # The benchmark (issue 6): sqlmig against the floor and its peers, on an embedded
-# PostgreSQL 16 (or $$SQLMIG_BENCH_DATABASE_URL). bench/.venv holds the peers;
-# bench/.venv-typer-* hold sqlmig with typer 0.28 and the newest typer (case 4).
+# PostgreSQL 16 (or $$SQLMIG_BENCH_DATABASE_URL). bench/.venv holds the Python peers,
+# bench/.venv-typer-* sqlmig with typer 0.28 and the newest typer (case 4),
+# bench/node_modules dbmate (from npm; without it the bench says why and goes on).
 .PHONY: bench bench-smoke
 bench: $(STAMP)
 	sh bench/venv.sh $(PYTHON)
+	sh bench/npm.sh
 	$(BIN)/python bench/run.py --output bench/RESULTS.md
 
 # The same code, small (N = 20, one repetition), report in a temp file; fails only
 # when a case cannot run. For CI.
 bench-smoke: $(STAMP)
 	sh bench/venv.sh $(PYTHON)
+	sh bench/npm.sh
 	$(BIN)/python bench/run.py --smoke

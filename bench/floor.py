@@ -7,6 +7,7 @@ above this is its overhead.
 
     python bench/floor.py apply URL DIR   # up, as a process
     python bench/floor.py noop URL        # case 3: import SQLAlchemy and psycopg, one query
+    python bench/floor.py noop-typer URL  # case 3: the same, and import typer too
 
 ``apply(conn, directory)`` is the same run on an open connection (case 2).
 """
@@ -70,9 +71,13 @@ def apply(conn: psycopg.Connection, directory: str) -> int:
     return len(names)
 
 
-def noop(url: str) -> None:
-    """Case 3's floor: start Python with both drivers, connect, one query."""
+def noop(url: str, *, typer: bool = False) -> None:
+    """Case 3's floors: start Python with both drivers (and typer, the CLI's one other
+    dependency, when asked), connect, one query."""
     import sqlalchemy  # noqa: F401
+
+    if typer:
+        import typer as _  # noqa: F401
 
     with psycopg.connect(url) as conn:
         conn.execute("SELECT version, checksum, status FROM schema_migrations").fetchall()
@@ -83,8 +88,8 @@ def main(argv: list[str]) -> int:
         with psycopg.connect(argv[1]) as conn:
             apply(conn, argv[2])
         return 0
-    if len(argv) == 2 and argv[0] == "noop":
-        noop(argv[1])
+    if len(argv) == 2 and argv[0] in ("noop", "noop-typer"):
+        noop(argv[1], typer=argv[0] == "noop-typer")
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -16,17 +16,25 @@ class Target:
 
     @classmethod
     def at_most(cls, value: float | None, bound: float, unit: str = "x") -> Target:
-        shown = f"≤ {bound:g}{unit}" if unit == "x" else f"≤ {bound:g} {unit}"
-        return cls(shown, None if value is None else value <= bound)
+        return cls(f"≤ {_bound(bound, unit)}", None if value is None else value <= bound)
+
+    @classmethod
+    def at_least(cls, value: float | None, bound: float, unit: str = "x") -> Target:
+        return cls(f"≥ {_bound(bound, unit)}", None if value is None else value >= bound)
 
     @classmethod
     def below(cls, value: float | None, bound: float, unit: str) -> Target:
-        return cls(f"< {bound:g} {unit}", None if value is None else value < bound)
+        return cls(f"< {_bound(bound, unit)}", None if value is None else value < bound)
 
     def render(self) -> str:
         if self.passed is None:
             return self.text
         return f"{self.text} **{'pass' if self.passed else 'MISS'}**"
+
+
+def _bound(bound: float, unit: str) -> str:
+    """``1.2x``, ``1.2x the script``, ``1 s``: a ratio's x sticks to the number."""
+    return f"{bound:g}{unit}" if unit.startswith("x") else f"{bound:g} {unit}"
 
 
 @dataclass

@@ -109,25 +109,13 @@ class Proxy:
         self._listener.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def _connect_upstream(self) -> socket.socket:
-        url = self.upstream
-        host = url.host or url.query.get("host")
-        if isinstance(host, tuple):
-            host = host[0]
-        port = url.port or int(str(url.query.get("port") or 5432))
-        if not host or str(host).startswith("/"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(f"{host or '/var/run/postgresql'}/.s.PGSQL.{port}")
-            return sock
-        return socket.create_connection((str(host), port))
-
     def _accept(self) -> None:
         while True:
             try:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            server = self._connect_upstream()
+            server = connect_upstream(self.upstream)
             with self._lock:
                 self._count += 1
                 conn = _Connection(self._count, [])
@@ -163,14 +151,29 @@ class Proxy:
                     self.events.append((conn.number, label))
 
 
+def connect_upstream(url: URL) -> socket.socket:
+    """A socket connected to the server of ``url``: its Unix socket or TCP port."""
+    host = url.host or url.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0]
+    port = url.port or int(str(url.query.get("port") or 5432))
+    if not host or str(host).startswith("/"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(f"{host or '/var/run/postgresql'}/.s.PGSQL.{port}")
+        return sock
+    return socket.create_connection((str(host), port))
+
+
 def _pump(source: socket.socket, target: socket.socket):  # type: ignore[no-untyped-def]
     try:
         while True:
             data = source.recv(1 << 16)
             if not data:
                 break
-            target.sendall(data)
+            # The caller reads the messages before they go on: a query is recorded before
+            # the server can answer it, and a ReadyForQuery before the client can go on.
             yield data
+            target.sendall(data)
     except OSError:
         pass
     finally:

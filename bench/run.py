@@ -11,7 +11,8 @@ measurement of a run that changes the database gets a fresh database.
 sqlmig and the floor run from the project's .venv (the same interpreter); alembic and
 yoyo-migrations from bench/.venv (``sh bench/venv.sh``), which also makes the two
 environments case 4 times sqlmig's start-up in: sqlmig with typer 0.28, the last
-before pydantic, and with the newest typer. The server is
+before pydantic, and with the newest typer; dbmate, a Go binary, from
+bench/node_modules (``sh bench/npm.sh``; when it is missing its cells say why). The server is
 ``SQLMIG_BENCH_DATABASE_URL`` (an admin URL: databases are created and dropped on it)
 or an embedded PostgreSQL 16 from pgserver, started here in a temporary directory.
 
@@ -26,7 +27,9 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,6 +48,7 @@ import report
 import roundtrips
 import server as pg
 import workload
+from delay import DelayProxy
 from measure import Sample, Series
 from report import Row, Table, Target
 
@@ -56,18 +60,28 @@ PYTHON = str(MAIN_BIN / "python")
 SQLMIG = str(MAIN_BIN / "sqlmig")
 FLOOR = str(BENCH / "floor.py")
 INPROC = str(BENCH / "inproc.py")
-PEERS = ("alembic", "yoyo")
 TYPER_VENVS = (BENCH / ".venv-typer-0.28", BENCH / ".venv-typer-latest")
+NODE_MODULES = BENCH / "node_modules"
+PYTHON_PEERS = ("alembic", "yoyo")  # from bench/.venv
+PEERS = (*PYTHON_PEERS, "dbmate")
 T = TypeVar("T")
 
 # Case 1's targets by N (case 2 is held to the same).
-UP_TARGETS = {100: 1.10, 1000: 1.05}
+UP_TARGETS = {100: 1.10, 1000: 1.0}
 NOOP_TARGET = 1.2
+NOOP_TYPER_TARGET = 1.15  # against the floor that imports typer too
 FLAT_TARGET = 1.2  # status with 10x the migrations; "flat" read as at most 1.2x
 HELP_TARGET = 1.5
 VALIDATE_10K_SECONDS = 1.0
 LINEAR_TARGET = 11.0
 RSS_TARGET = 3.0
+LATENCY_DELAY = 0.005  # case 8: seconds added to each chunk, each way
+LATENCY_FLOOR_TARGET = 0.45
+LATENCY_PEER_SPEEDUP = 2.0  # sqlmig at least this many times faster than each peer
+SINGLE_FLAG = "--single-transaction"
+# Round trips of sqlmig (rt): per transactional migration, fixed per up run, no-op
+# up, status.
+RT_TARGETS = {"per migration": 1, "per run": 8, "no-op up": 6, "status": 4}
 
 
 @dataclass(frozen=True)
@@ -81,10 +95,14 @@ class Config:
     status_applied: int  # case 5: migrations recorded for status
     big_bytes: int  # case 6
     rt_ns: tuple[int, int]  # round trips: two sizes, per migration = difference / (n2 - n1)
+    latency_n: int  # case 8: migrations applied through the delay proxy
+    single_n: int  # case 9: migrations applied with and without --single-transaction
 
 
-FULL = Config(False, 5, (100, 1000), 1000, 100, (10_000, 100_000), 10_000, 50_000_000, (20, 100))
-SMOKE = Config(True, 1, (20,), 20, 5, (100, 1_000), 1_000, 5_000_000, (10, 20))
+FULL = Config(
+    False, 5, (100, 1000), 1000, 100, (10_000, 100_000), 10_000, 50_000_000, (20, 100), 50, 1000
+)
+SMOKE = Config(True, 1, (20,), 20, 5, (100, 1_000), 1_000, 5_000_000, (10, 20), 20, 20)
 
 
 def rotated(items: Sequence[T], shift: int) -> list[T]:
@@ -95,6 +113,59 @@ def rotated(items: Sequence[T], shift: int) -> list[T]:
 
 def log(text: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Dbmate:
+    """dbmate's binary and version, or why it cannot run here (``binary`` is None)."""
+
+    binary: str | None
+    version: str = ""
+    why_not: str = ""
+
+
+def find_dbmate() -> Dbmate:
+    """The Go binary that ``npx dbmate`` would exec (npm's package for this platform).
+
+    It runs directly, not through the npm package's node wrapper: the wrapper only
+    adds node's start-up, which neither the Go users' nor the bench's figures want.
+    """
+    found = sorted(NODE_MODULES.glob("@dbmate/*/bin/dbmate"))
+    if not found:
+        failure = BENCH / ".npm-install.log"
+        if failure.exists():
+            return Dbmate(None, why_not=f"not installed: {npm_failure(failure)}")
+        if (NODE_MODULES / "dbmate").exists():
+            return Dbmate(None, why_not="npm has no dbmate binary for this platform")
+        return Dbmate(None, why_not="not installed (`sh bench/npm.sh`)")
+    try:
+        result = subprocess.run(
+            [str(found[0]), "--version"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Dbmate(None, why_not=f"`dbmate --version` failed: {exc}")
+    if result.returncode != 0:
+        return Dbmate(None, why_not=f"`dbmate --version` exited {result.returncode}")
+    return Dbmate(str(found[0]), result.stdout.strip().removeprefix("dbmate version "))
+
+
+def npm_failure(log: Path) -> str:
+    """What npm said when it failed: its error code and first message line."""
+    code, message = "", ""
+    for line in log.read_text("utf-8", "replace").splitlines():
+        text = line.removeprefix("npm error").strip()
+        if not text or text == line.strip():
+            continue  # blank, or not an "npm error" line
+        key, _, value = text.partition(" ")
+        if key == "code":
+            code = value
+        elif not message and key not in ("syscall", "errno") and "complete log" not in text:
+            message = text
+    if not (code or message):
+        lines = [line for line in log.read_text("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "npm failed"
+    message = re.sub(r"https?://[^\s,]+", "(url)", message)  # no addresses in the report
+    return f"npm install failed ({code or '?'}): {message}".rstrip(": ")
 
 
 class Bench:
@@ -114,6 +185,7 @@ class Bench:
             and k not in ("DATABASE_URL", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
         }
         self.peers_ready = (PEER_BIN / "alembic").exists() and (PEER_BIN / "yoyo").exists()
+        self.dbmate = find_dbmate()
         self._dirs: dict[tuple[str, int], Path] = {}
         # Series kept for the case 7 summary: (tool, figure) -> series.
         self.kept: dict[tuple[str, str], Series] = {}
@@ -128,6 +200,8 @@ class Bench:
                 workload.sqlmig_dir(where, n)
             elif kind == "yoyo":
                 workload.yoyo_dir(where, n)
+            elif kind == "dbmate":
+                workload.dbmate_dir(where, n)
             elif kind == "alembic":
                 workload.alembic_project(where, n)
                 # Compile the revision files once, as any run after the first finds them.
@@ -153,6 +227,8 @@ class Bench:
             return [str(PEER_BIN / "alembic"), "-c", str(ini), "upgrade", "head"], env
         if tool == "yoyo":
             return [*self._yoyo("apply", url), str(self.directory("yoyo", n))], env
+        if tool == "dbmate":
+            return self._dbmate("up", n, url), env
         raise ValueError(tool)
 
     def status_command(self, tool: str, n: int, url: URL) -> tuple[list[str], dict[str, str]]:
@@ -169,6 +245,8 @@ class Bench:
             return [str(PEER_BIN / "alembic"), "-c", str(ini), "current"], env
         if tool == "yoyo":
             return [*self._yoyo("list", url), str(self.directory("yoyo", n))], env
+        if tool == "dbmate":
+            return self._dbmate("status", n, url), env
         raise ValueError(tool)
 
     def _yoyo(self, command: str, url: URL) -> list[str]:
@@ -179,6 +257,20 @@ class Bench:
             "--no-config-file",
             "--database",
             pg.sqlalchemy_url(url),
+        ]
+
+    def _dbmate(self, command: str, n: int, url: URL) -> list[str]:
+        """dbmate as its users run it (no schema dump: that would time pg_dump)."""
+        if self.dbmate.binary is None:
+            raise RuntimeError(f"dbmate {self.dbmate.why_not}")
+        return [
+            self.dbmate.binary,
+            "--url",
+            pg.dbmate_url(url),
+            "--migrations-dir",
+            str(self.directory("dbmate", n)),
+            "--no-dump-schema",
+            command,
         ]
 
     def run(self, argv: Sequence[str], env: dict[str, str]) -> Sample:
@@ -198,7 +290,14 @@ class Bench:
         return pg.fresh_database(self.admin)
 
     def tools(self) -> list[str]:
-        return ["floor", "sqlmig", *(PEERS if self.peers_ready else ())]
+        """The tools that can run here: the floor, sqlmig, then the peers."""
+        python_peers = PYTHON_PEERS if self.peers_ready else ()
+        return ["floor", "sqlmig", *python_peers, *(("dbmate",) if self.dbmate.binary else ())]
+
+    def missing(self, table: Table, what: str) -> None:
+        """A row saying why dbmate did not run, where its figures would be."""
+        if self.dbmate.binary is None:
+            table.add(Row(f"dbmate {what}", None, note=f"not run: dbmate {self.dbmate.why_not}"))
 
     # --- running the cases ---------------------------------------------------------
 
@@ -216,7 +315,7 @@ class Bench:
         self.tables.append(table)
 
     def all_cases(self, only: set[str] | None = None) -> None:
-        """Run the cases: all, or those in ``only`` (1-7, and rt for the round trips)."""
+        """Run the cases: all, or those in ``only`` (1-9, and rt for the round trips)."""
         c = self.config
         ns = ", ".join(str(n) for n in c.up_ns)
         cases: list[tuple[str, str, str, Callable[[Table], None]]] = [
@@ -225,7 +324,7 @@ class Bench:
                 "Case 1: `sqlmig up` through the CLI, against the floor",
                 f"N = {ns} migrations on a fresh database per run; each tool is a process "
                 "started by the bench. The floor is `bench/floor.py apply` (psycopg only). "
-                "alembic and yoyo ran in the same interleaved loop (case 7).",
+                "alembic, yoyo and dbmate ran in the same interleaved loop (case 7).",
                 self.case_up_cli,
             ),
             (
@@ -240,7 +339,8 @@ class Bench:
                 "3",
                 f"Case 3: no-op `up` and `status` with {c.applied} applied",
                 "The floor: a process that imports SQLAlchemy and psycopg, connects and runs one "
-                "query (`bench/floor.py noop`).",
+                "query (`bench/floor.py noop`); floor + typer imports typer too (`bench/floor.py "
+                "noop-typer`): the CLI's dependencies and nothing else.",
                 self.case_noop,
             ),
             (
@@ -274,8 +374,32 @@ class Bench:
                 "revisions that `op.execute` the same SQL, env.py online mode with "
                 "`transaction_per_migration=True`; `upgrade head`, status = `current`. yoyo: "
                 "the same SQL files (`NNNN_t_i.sql`, `.rollback.sql`), `apply --batch`, status = "
-                "`list`, URL `postgresql+psycopg://` (psycopg 3; the Unix-socket URL works).",
+                "`list`, URL `postgresql+psycopg://` (psycopg 3; the Unix-socket URL works). "
+                "dbmate: the same SQL in its single-file form (`NNNN_t_i.sql` with `-- migrate:up` "
+                "and `-- migrate:down`; a transaction per migration, its default), `--url "
+                "postgres://…?sslmode=disable` (`socket=DIR` for a Unix socket) `--migrations-dir "
+                "DIR --no-dump-schema up`, status = `status`.",
                 self.case_peers,
+            ),
+            (
+                "8",
+                f"Case 8: latency: `up` of {c.latency_n} migrations, "
+                f"{LATENCY_DELAY * 1000:g} ms each way",
+                "Every tool reaches the server through a delay proxy on loopback TCP "
+                "(`bench/delay.py`): each chunk of bytes leaves "
+                f"{LATENCY_DELAY * 1000:g} ms after it arrived, in order, in both directions, "
+                "so every round trip costs twice that and throughput is not throttled. A fresh "
+                "database per run; the tools interleaved. Round trips: one more run of each "
+                "tool, without delay, through the counting proxy of the round-trip table.",
+                self.case_latency,
+            ),
+            (
+                "9",
+                f"Case 9: `sqlmig up {SINGLE_FLAG}`, N={c.single_n}",
+                f"The whole run in one transaction (`sqlmig up {SINGLE_FLAG}`) against the "
+                "default path (`sqlmig up`, a transaction per migration), interleaved, a fresh "
+                "database per run.",
+                self.case_single_transaction,
             ),
             (
                 "rt",
@@ -320,6 +444,7 @@ class Bench:
                     )
                 )
                 self.kept[(tool, f"up N={n}")] = series[tool]
+            self.missing(table, f"up, N={n} (case 7)")
             self.kept[("floor", f"up N={n}")] = floor
 
     # --- case 2: in-process ---------------------------------------------------------------
@@ -359,14 +484,16 @@ class Bench:
         tools = self.tools()
         with contextlib.ExitStack() as stack:
             urls = {tool: stack.enter_context(self.fresh()) for tool in tools if tool != "floor"}
-            urls["floor"] = urls["sqlmig"]  # the floor reads sqlmig's tracking table
+            urls["floor"] = urls["sqlmig"]  # the floors read sqlmig's tracking table
             urls["small"] = stack.enter_context(self.fresh())
             for tool in tools[1:]:
                 self.check(*self.up_command(tool, n, urls[tool]))
             self.check(*self.up_command("sqlmig", small, urls["small"]))
 
+            floor_argv, floor_env = self.status_command("floor", n, urls["floor"])
             commands: dict[str, tuple[list[str], dict[str, str]]] = {
-                "floor": self.status_command("floor", n, urls["floor"]),
+                "floor": (floor_argv, floor_env),
+                "floor + typer": ([PYTHON, FLOOR, "noop-typer", floor_argv[-1]], floor_env),
                 "sqlmig up (no-op)": self.up_command("sqlmig", n, urls["sqlmig"]),
                 "sqlmig status": self.status_command("sqlmig", n, urls["sqlmig"]),
                 f"sqlmig status, {small} applied": self.status_command(
@@ -382,10 +509,18 @@ class Bench:
                 for name in rotated(names, rep):
                     series[name].add(self.run(*commands[name]))
 
-        floor = series["floor"]
+        floor, floor_typer = series["floor"], series["floor + typer"]
         table.add(Row("floor: import SQLAlchemy + psycopg, connect, 1 query", floor))
+        table.add(
+            Row(
+                "floor + typer: import SQLAlchemy + psycopg + typer, connect, 1 query",
+                floor_typer,
+                measure.ratio(floor_typer, floor),
+                "floor",
+            )
+        )
         self.kept[("floor", "no-op")] = floor
-        for name in names[1:]:
+        for name in names[2:]:
             if name.startswith("sqlmig status, "):
                 continue
             value = measure.ratio(series[name], floor)
@@ -394,6 +529,18 @@ class Bench:
             label = name + (" (case 7)" if tool in PEERS else "")
             table.add(Row(label, series[name], value, "floor", target))
             self.kept[(tool, "no-op up" if "up" in name else "status")] = series[name]
+            if tool == "sqlmig":
+                typer_value = measure.ratio(series[name], floor_typer)
+                table.add(
+                    Row(
+                        f"{name}, against floor + typer",
+                        None,
+                        typer_value,
+                        "floor + typer",
+                        Target.at_most(typer_value, NOOP_TYPER_TARGET),
+                    )
+                )
+        self.missing(table, "up (no-op), status (case 7)")
         flat = measure.ratio(series["sqlmig status"], series[f"sqlmig status, {small} applied"])
         table.add(
             Row(
@@ -564,6 +711,10 @@ class Bench:
         head = "| tool | " + " | ".join(figures) + " |"
         lines = [head, "|---|" + "---:|" * len(figures)]
         for tool in ("sqlmig", *PEERS):
+            if tool == "dbmate" and self.dbmate.binary is None:
+                why = f"not run: dbmate {self.dbmate.why_not}"
+                lines.append(f"| {tool} | " + " | ".join([why] + ["—"] * (len(figures) - 1)) + " |")
+                continue
             cells = []
             for figure in figures:
                 mine = self.kept.get((tool, figure))
@@ -582,6 +733,125 @@ class Bench:
             "",
             *lines,
         ]
+
+    # --- case 8: latency ---------------------------------------------------------------------
+
+    def case_latency(self, table: Table) -> None:
+        c = self.config
+        n = c.latency_n
+        tools = self.tools()
+        series = {tool: Series(tool) for tool in tools}
+        with DelayProxy(self.admin, LATENCY_DELAY) as proxy:
+            ping = self.ping(proxy)
+            for rep in range(c.reps):
+                for tool in rotated(tools, rep):
+                    with self.fresh() as url:
+                        series[tool].add(self.run(*self.up_command(tool, n, proxy.url(url))))
+                        if rep == 0 and self.tables_made(url) != n:
+                            raise RuntimeError(f"{tool} did not create the {n} tables")
+        table.intro += (
+            f" Measured round trip through the delay proxy: {ping * 1000:.1f} ms "
+            "(median of 20 `SELECT 1`)."
+        )
+        trips = self.count_up(tools, n)
+        floor, sqlmig = series["floor"], series["sqlmig"]
+
+        def waiting(tool: str) -> str:
+            count = trips[tool].total
+            return f"{count} round trips, {count * ping:.2f} s at {ping * 1000:.1f} ms each"
+
+        table.add(Row(f"floor up, N={n}", floor, note=waiting("floor")))
+        value = measure.ratio(sqlmig, floor)
+        table.add(
+            Row(
+                f"sqlmig up, N={n}",
+                sqlmig,
+                value,
+                "floor",
+                Target.at_most(value, LATENCY_FLOOR_TARGET),
+                waiting("sqlmig"),
+            )
+        )
+        for peer in tools[2:]:
+            speedup = measure.ratio(series[peer], sqlmig)
+            table.add(
+                Row(
+                    f"{peer} up, N={n}",
+                    series[peer],
+                    measure.ratio(series[peer], floor),
+                    "floor",
+                    Target.at_least(speedup, LATENCY_PEER_SPEEDUP, "x sqlmig's time"),
+                    f"{speedup:.2f}x sqlmig's time; {waiting(peer)}",
+                )
+            )
+        if not self.peers_ready:
+            table.add(Row("alembic, yoyo", None, note="not run: bench/.venv has no peers"))
+        self.missing(table, f"up, N={n}")
+
+    def ping(self, proxy: DelayProxy, times: int = 20) -> float:
+        """The median round trip of ``SELECT 1`` through ``proxy``, in seconds."""
+        took = []
+        with psycopg.connect(pg.libpq(proxy.url(self.admin))) as conn:
+            for _ in range(times):
+                start = time.perf_counter()
+                conn.execute("SELECT 1").fetchone()
+                took.append(time.perf_counter() - start)
+        return statistics.median(took)
+
+    def count_up(self, tools: Sequence[str], n: int) -> dict[str, roundtrips.Count]:
+        """The round trips of one ``up`` of ``n`` migrations by each tool, fresh databases."""
+        proxy = roundtrips.Proxy(self.admin)
+        counts = {}
+        try:
+            for tool in tools:
+                with self.fresh() as url:
+                    proxy.reset()
+                    self.check(*self.up_command(tool, n, proxy.url(url)))
+                    counts[tool] = roundtrips.count(proxy.events)
+        finally:
+            proxy.close()
+        return counts
+
+    # --- case 9: up --single-transaction -----------------------------------------------------
+
+    def case_single_transaction(self, table: Table) -> None:
+        c = self.config
+        n = c.single_n
+        usage = subprocess.run(
+            [SQLMIG, "up", "--help"], capture_output=True, text=True, env=self.env, check=False
+        )
+        if SINGLE_FLAG not in usage.stdout:
+            table.add(
+                Row(
+                    f"sqlmig up {SINGLE_FLAG}",
+                    None,
+                    note=f"not available in this build (`sqlmig up --help` has no {SINGLE_FLAG})",
+                )
+            )
+            return
+        names = ("sqlmig up", f"sqlmig up {SINGLE_FLAG}")
+        series = {name: Series(name) for name in names}
+        for rep in range(c.reps):
+            for name in rotated(names, rep):
+                with self.fresh() as url:
+                    argv, env = self.up_command("sqlmig", n, url)
+                    if name != "sqlmig up":
+                        argv = [*argv, SINGLE_FLAG]
+                    series[name].add(self.run(argv, env))
+                    if rep == 0 and self.tables_made(url) != n:
+                        raise RuntimeError(f"`{name}` did not create the {n} tables")
+        default, single = series["sqlmig up"], series[f"sqlmig up {SINGLE_FLAG}"]
+        value = measure.ratio(single, default)
+        table.add(Row(f"sqlmig up, N={n}", default))
+        table.add(
+            Row(
+                f"sqlmig up {SINGLE_FLAG}, N={n}",
+                single,
+                value,
+                "default",
+                Target.below(value, 1.0, "x the default's time"),
+            )
+        )
 
     # --- round trips ------------------------------------------------------------------------
 
@@ -618,22 +888,57 @@ class Bench:
             "| no-op up | status |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        figures: dict[str, dict[str, float]] = {}
         for tool in self.tools():
             a, b = counts[(tool, f"up {n1}")], counts[(tool, f"up {n2}")]
             per = (b.total - a.total) / (n2 - n1)
             fixed = b.total - per * n2
             noop = counts[(tool, "no-op up")]
             status = counts[(tool, "status")]
+            figures[tool] = {
+                "per migration": per,
+                "per run": fixed,
+                "no-op up": noop.total,
+                "status": status.total,
+            }
             name = tool if tool != "floor" else "floor (no-op and status: `floor.py noop`)"
             lines.append(
                 f"| {name} | {a.total} | {b.total} | {per:g} | {fixed:g} | {b.connections} "
                 f"| {noop.total} | {status.total} |"
             )
+        if self.dbmate.binary is None:
+            lines.append(f"| dbmate | not run: {self.dbmate.why_not} |" + " |" * 6)
         table.extra += lines
-        for tool in ("sqlmig", "floor"):
+
+        labels = {
+            "per migration": "per transactional migration",
+            "per run": "fixed per `up` run",
+            "no-op up": "no-op `up`",
+            "status": "`status`",
+        }
+        for key, bound in RT_TARGETS.items():
+            value = figures["sqlmig"][key]
+            unit = "round trip" if bound == 1 else "round trips"
+            table.add(
+                Row(
+                    f"sqlmig round trips: {labels[key]}",
+                    None,
+                    target=Target.at_most(value, bound, unit),
+                    note=f"{value:g}",
+                )
+            )
+        for tool in ("sqlmig", "floor", "dbmate"):
+            if tool not in figures:
+                continue
             a, b = counts[(tool, f"up {n1}")], counts[(tool, f"up {n2}")]
             table.extra += ["", f"**{tool}**, what each round trip sent (SQL shortened):", ""]
             table.extra += _breakdown(a, b, n1, n2)
+            if tool == "dbmate":
+                table.extra += [
+                    "",
+                    "`(sync)`: executing the statement parsed in the round trip before it "
+                    "(lib/pq sends a query with parameters in two round trips).",
+                ]
         for what in ("no-op up", "status"):
             table.extra += ["", f"**sqlmig {what}** ({n2} applied):", ""]
             table.extra += [
@@ -694,7 +999,9 @@ def machine() -> dict[str, str]:
     }
 
 
-def header(config: Config, server: pg.Server, elapsed: float | None = None) -> list[str]:
+def header(
+    config: Config, server: pg.Server, dbmate: Dbmate, elapsed: float | None = None
+) -> list[str]:
     main = versions(MAIN_BIN / "python", ["sqlmig", "SQLAlchemy", "psycopg", "typer"])
     peer = versions(
         PEER_BIN / "python", ["alembic", "yoyo-migrations", "SQLAlchemy", "psycopg", "pyinstrument"]
@@ -730,6 +1037,13 @@ def header(config: Config, server: pg.Server, elapsed: float | None = None) -> l
         f"| alembic | {peer['alembic']} (SQLAlchemy {peer['SQLAlchemy']}, psycopg "
         f"{peer['psycopg']}) |",
         f"| yoyo-migrations | {peer['yoyo-migrations']} |",
+        "| dbmate | "
+        + (
+            f"{dbmate.version} (npm package `dbmate`, its Go binary run directly)"
+            if dbmate.binary
+            else dbmate.why_not
+        )
+        + " |",
         f"| repetitions | {config.reps} (case 4: {config.reps * 4}) |",
         "",
     ]
@@ -754,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="where to write the report")
     parser.add_argument("--reps", type=int, help="repetitions (default 5; smoke 1)")
     parser.add_argument(
-        "--cases", help="comma-separated subset to run: 1-7 and rt (round trips); default all"
+        "--cases", help="comma-separated subset to run: 1-9 and rt (round trips); default all"
     )
     args = parser.parse_args(argv)
     config = SMOKE if args.smoke else FULL
@@ -782,7 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.all_cases(set(args.cases.split(",")) if args.cases else None)
         elapsed = time.perf_counter() - started
         footer = _footer(bench.errors)
-        text = report.render(header(config, server, elapsed), bench.tables, footer)
+        text = report.render(header(config, server, bench.dbmate, elapsed), bench.tables, footer)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         server.stop()
@@ -800,14 +1114,22 @@ NOTES = [
     "",
     "- Each tool runs as its users run it, with its default output: sqlmig prints a line "
     "as each migration starts and ends (stderr), alembic logs one per migration (its "
-    "generic template's logging), yoyo prints nothing in `--batch` mode.",
+    "generic template's logging), yoyo prints nothing in `--batch` mode, dbmate prints "
+    "a line as each migration starts and ends (stdout).",
+    "- dbmate comes from npm (`bench/package.json`, locked; `sh bench/npm.sh` installs it "
+    "into bench/node_modules). Its npm command is a node wrapper that execs the Go binary "
+    "of the platform's package; the bench runs that binary directly, as users of its "
+    "release builds do, so node's start-up is not counted against it.",
     "- The floor of `up` (`bench/floor.py`) does the same server work as sqlmig with the "
     "same round trips per migration (BEGIN, script, tracking upsert, COMMIT) and nothing "
     "else: no lock, no checks, no SQLAlchemy. The floor of case 3 only imports SQLAlchemy "
-    "and psycopg, connects and reads the tracking table.",
+    "and psycopg (and typer, for floor + typer), connects and reads the tracking table.",
     "- Before each measured run the bench creates the database and runs CHECKPOINT, so that "
     "no run pays for the writes of the one before. Absolute times on a shared VM drift "
     "between runs; compare the ratios, which are measured with the tools interleaved.",
+    "- Case 8's delay proxy (`bench/delay.py`) delays each chunk by the same time whatever "
+    "its size, and sends each at its own deadline: a tool pays for its round trips, not "
+    "for its bytes. Its peers' round trips are counted on a separate run without delay.",
     "- Re-run part of it with `.venv/bin/python bench/run.py --cases 1,3 --output FILE`; "
     "profile a command with `.venv/bin/python bench/profiling.py up 1000` (see its "
     "docstring).",

@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import tempfile
+import urllib.parse
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -81,6 +82,22 @@ def libpq(url: URL) -> str:
 def sqlalchemy_url(url: URL) -> str:
     """The URL for SQLAlchemy (alembic) and yoyo: postgresql+psycopg, psycopg 3."""
     return _render(url.set(drivername="postgresql+psycopg"))
+
+
+def dbmate_url(url: URL) -> str:
+    """The URL for dbmate (Go, lib/pq): ``postgres://user@host:port/db?sslmode=disable``,
+    or with a Unix socket no host and ``socket=DIR`` (dbmate's own parameter). dbmate
+    asks for TLS unless told not to, so ``sslmode`` is ``disable`` unless the URL says."""
+    query = {k: str(v) for k, v in url.query.items() if k not in ("host", "port")}
+    host = url.host or url.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0]
+    if host and str(host).startswith("/"):
+        query["socket"] = str(host)
+        url = url._replace(host=None)
+    query.setdefault("sslmode", "disable")
+    base = _render(url.set(drivername="postgres", query={}))
+    return f"{base}?{urllib.parse.urlencode(query, safe='/')}"
 
 
 def _render(url: URL) -> str:

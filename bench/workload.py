@@ -2,7 +2,8 @@
 
 Migration i creates table t_i with an index and ten rows; its down script drops it.
 sqlmig and the floor read the same pair files; yoyo gets the same SQL in its own file
-names; alembic gets a linear chain of revisions that ``op.execute`` the same SQL.
+names; dbmate the same SQL in its single-file form; alembic gets a linear chain of
+revisions that ``op.execute`` the same SQL.
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ def yoyo_dir(directory: Path, migrations: int) -> Path:
     for i in range(1, migrations + 1):
         _write(f"{root}/{i:04d}_t_{i}.sql", up_sql(i))
         _write(f"{root}/{i:04d}_t_{i}.rollback.sql", down_sql(i))
+    return directory
+
+
+def dbmate_dir(directory: Path, migrations: int) -> Path:
+    """dbmate's layout: ``NNNN_t_i.sql`` holding ``-- migrate:up`` and ``-- migrate:down``
+    sections (version NNNN; each migration runs in a transaction, dbmate's default)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    root = os.fspath(directory)
+    for i in range(1, migrations + 1):
+        text = f"-- migrate:up\n{up_sql(i)}\n-- migrate:down\n{down_sql(i)}"
+        _write(f"{root}/{i:04d}_t_{i}.sql", text)
     return directory
 
 
