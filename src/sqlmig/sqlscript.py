@@ -67,21 +67,18 @@ _TOKEN = (
 )
 _CODE = re.compile(_TOKEN)
 # Only three statements can hold a ';' that ends nothing: CREATE RULE (between
-# parentheses) and CREATE FUNCTION/PROCEDURE (in a BEGIN ATOMIC body). In them
-# we also track parentheses and BEGIN, as psql does; elsewhere a ';' between
-# parentheses is a syntax error however we split, so we don't pay to track them ...
-_NESTING = re.compile(
-    rf"(?i:create){_GAP}+(?:(?i:or){_GAP}+(?i:replace){_GAP}+)?"
-    rf"(?i:function|procedure|rule)(?!{_ID_OR_DOLLAR})"
-)
-_NESTING_CODE = re.compile(_TOKEN + rf"|[()]|(?<!{_ID})(?i:begin)(?!{_ID_OR_DOLLAR})")
-# ... and inside a BEGIN ATOMIC body CASE and END, since CASE ... END nests in it.
-_BODY_CODE = re.compile(_TOKEN + rf"|[()]|(?<!{_ID})(?i:case|end)(?!{_ID_OR_DOLLAR})")
-_ATOMIC = re.compile(rf"{_GAP}+(?i:atomic)(?!{_ID_OR_DOLLAR})")
-
+# parentheses) and CREATE FUNCTION/PROCEDURE (in a BEGIN ATOMIC body). In them we
+# also track parentheses and BEGIN, as psql does; elsewhere a ';' between
+# parentheses is a syntax error however we split, so we don't pay to track them.
+# Keywords are ASCII: with re.ASCII, (?i:begin) matches no look-alike (U+0131 for i).
+_NESTING_CODE = re.compile(_TOKEN + rf"|[()]|(?<!{_ID})(?i:begin)(?!{_ID_OR_DOLLAR})", re.ASCII)
 _SIGNIFICANT = re.compile(f"[^{_WS}]")
 _DOLLAR = re.compile(rf"\${_TAG}\$")
 _COMMENT_MARK = re.compile(r"/\*|\*/")
+_GAP_PIECE = re.compile(rf"[{_WS}]+|--[^\n\r]*|/\*")
+_WORD = re.compile(rf"[^\x00-@\[-^`{{-\x7f]{_ID_OR_DOLLAR}*")
+_ATOMIC_WORD = re.compile(f"(?i:atomic)(?!{_ID_OR_DOLLAR})", re.ASCII)
+_END_WORD = re.compile(f"(?i:end)(?!{_ID_OR_DOLLAR})", re.ASCII)
 # Body of E'...' after the opening quote, through the closing quote.
 _ESCAPE_BODY = re.compile(r"[^'\\]*(?:(?:''|\\.)[^'\\]*)*'(?!')", re.DOTALL)
 # A string continued on a later line ('a'<newline>'b') is one literal, and an
@@ -95,41 +92,73 @@ _QUOTED = 2  # string, escape string, quoted identifier, dollar-quoted string
 _COMMENT = 3
 _UNTERMINATED = 4  # a literal or comment still open at the end of the script
 
+# What the next significant character means to _tokens.
+_ANYTHING = 0
+_STATEMENT = 1  # it starts a statement
+_ATOMIC = 2  # it follows BEGIN in CREATE FUNCTION: ATOMIC there opens a body
+_BODY_STATEMENT = 3  # it starts a statement of a body: END there closes the body
+
+# Statement kinds (_kind).
+_OTHER = 0
+_RULE = 1
+_ROUTINE = 2
+
 
 def _tokens(script: str) -> Iterator[tuple[int, int, int]]:
     """Yield (kind, start, end) for every statement start, terminator, literal and comment.
 
     Parentheses and BEGIN ATOMIC bodies are tracked here but not yielded. After an
     unterminated token nothing more is yielded: the rest of the script is in it.
+
+    A BEGIN ATOMIC body is a list of statements, each ended by ';', then END. So END
+    closes the body only where a statement of the body would start: not after CASE,
+    nor as a column (t.end) or a label (AS end), which PostgreSQL's grammar sees the
+    same way. (psql counts BEGIN, CASE and END at parenthesis depth 0 instead, and
+    cuts ``SELECT t.end FROM t`` or ``SELECT 1 AS case`` in a body in the wrong place.)
     """
     n = len(script)
     pos = 0  # where the search resumes
     dollar_end = -1  # end of the last dollar-quoted string, whose '$' ends no identifier
     parens = 0
-    body = 0  # CASE nesting inside a BEGIN ATOMIC body, plus one for the body
-    started = False
+    bodies = 0  # BEGIN ATOMIC bodies open
+    routine = False  # in CREATE FUNCTION/PROCEDURE, where BEGIN ATOMIC opens a body
+    expect = _STATEMENT
     pattern = _CODE
     while True:
         m = pattern.search(script, pos)
         i = m.start() if m else n
-        if not started:
+        if expect != _ANYTHING:
             first = _SIGNIFICANT.search(script, pos, i)
-            if first is not None or (m is not None and script[i] not in "-/;"):
-                start = first.start() if first is not None else i
-                started = True
-                yield _START, start, start
-                if script[start] in "Cc" and _NESTING.match(script, start):
-                    pattern, pos = _NESTING_CODE, start
-                    continue  # search again with the pattern that finds more
+            j = first.start() if first else i if m and script[i] not in "-/;" else -1
+            if j >= 0:
+                what, expect = expect, _ANYTHING
+                if what == _STATEMENT:
+                    yield _START, j, j
+                    kind = _kind(script, j)
+                    if kind != _OTHER:
+                        pattern, routine, pos = _NESTING_CODE, kind == _ROUTINE, j
+                        continue  # search again with the pattern that finds more
+                elif what == _ATOMIC:
+                    if _ATOMIC_WORD.match(script, j):
+                        bodies += 1
+                        expect, routine, pos = _BODY_STATEMENT, False, j + len("atomic")
+                        continue
+                elif _END_WORD.match(script, j):
+                    bodies -= 1
+                    routine, pos = True, j + len("end")  # back in the CREATE FUNCTION
+                    continue
+                else:
+                    routine = _kind(script, j) == _ROUTINE
         if m is None:
             return
         c = script[i]
         end = m.end()
         if c == ";":
-            if parens == 0 and body == 0:
+            if parens == 0 and bodies == 0:
                 yield _END, i, end
-                started = False
-                pattern = _CODE
+                expect, pattern, routine = _STATEMENT, _CODE, False
+            elif parens == 0:
+                expect, routine = _BODY_STATEMENT, False
         elif (
             c == "'" and script[i - 1 : i] in ("E", "e") and _starts_word(script, i - 1, dollar_end)
         ):
@@ -148,7 +177,7 @@ def _tokens(script: str) -> Iterator[tuple[int, int, int]]:
         elif c == "/":
             end = _block_comment_end(script, i)
             if end < 0:
-                if not started:
+                if expect == _STATEMENT:
                     yield _START, i, i
                 yield _UNTERMINATED, i, n
                 return
@@ -167,18 +196,34 @@ def _tokens(script: str) -> Iterator[tuple[int, int, int]]:
             parens += 1
         elif c == ")":
             parens = max(parens - 1, 0)
-        elif _starts_word(script, i, dollar_end):  # BEGIN, CASE or END
-            word = m.group().lower()
-            if word == "begin":
-                if parens == 0 and (atomic := _ATOMIC.match(script, end)):
-                    body, end, pattern = 1, atomic.end(), _BODY_CODE
-            elif word == "case":
-                body += 1
-            else:
-                body -= 1
-                if body == 0:
-                    pattern = _NESTING_CODE
+        elif routine and parens == 0 and _starts_word(script, i, dollar_end):  # BEGIN
+            expect = _ATOMIC
         pos = end
+
+
+def _kind(script: str, i: int) -> int:
+    """_ROUTINE if CREATE [OR REPLACE] FUNCTION or PROCEDURE starts at i, _RULE if
+    CREATE [OR REPLACE] RULE does, else _OTHER."""
+    if script[i] not in "Cc":
+        return _OTHER  # the quick answer for most statements
+    words: list[str] = []
+    while len(words) < 4 and i >= 0 and (m := _WORD.match(script, i)):
+        words.append(m.group().lower())
+        i = _gap_end(script, m.end())
+    if words[1:3] == ["or", "replace"]:
+        del words[1:3]
+    if words[0] != "create" or len(words) < 2:
+        return _OTHER
+    return {"function": _ROUTINE, "procedure": _ROUTINE, "rule": _RULE}.get(words[1], _OTHER)
+
+
+def _gap_end(script: str, i: int) -> int:
+    """Where the whitespace and comments from i end, or -1 in a comment that never closes."""
+    while (m := _GAP_PIECE.match(script, i)) is not None:
+        i = _block_comment_end(script, i) if m.group() == "/*" else m.end()
+        if i < 0:
+            break
+    return i
 
 
 def _starts_word(script: str, i: int, dollar_end: int) -> bool:

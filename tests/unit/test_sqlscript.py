@@ -118,6 +118,39 @@ def test_begin_atomic_forms(statement: str) -> None:
     assert sqls(f"{statement};SELECT 2") == [statement, "SELECT 2"]
 
 
+ATOMIC = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # END closes the body only where a statement of the body would start.
+        ATOMIC + "SELECT (t.end) FROM t; END",
+        ATOMIC + "SELECT t.end FROM t; END",
+        ATOMIC + "SELECT 1 AS case; END",
+        ATOMIC + "SELECT x.case FROM t AS x; END",
+        ATOMIC + "SELECT 1 end; END",  # a bare column label
+        ATOMIC + "SELECT CASE WHEN true THEN 1 END end; END",
+        ATOMIC + "SELECT 1; /* a /* end; */ b */ END",
+        ATOMIC + "; ; END",
+        ATOMIC + "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; END",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN /* a /* b */ c */ ATOMIC SELECT 1; END",
+        "CREATE /* a /* b */ c */ FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
+        # BEGIN ATOMIC opens a body only in CREATE FUNCTION or PROCEDURE.
+        "CREATE RULE r AS ON INSERT TO t DO INSTEAD SELECT begin atomic FROM t",
+    ],
+)
+def test_begin_atomic_body_ends_where_postgresql_ends_it(statement: str) -> None:
+    script = f"{statement}; SELECT 2"
+    assert [script[s] for s in pglast.split(script, only_slices=True)] == [statement, "SELECT 2"]
+    assert sqls(script) == [statement, "SELECT 2"]
+
+
+def test_end_that_starts_a_body_statement_closes_the_body() -> None:
+    # The grammar takes END here as the body's end, and then as COMMIT.
+    assert sqls(ATOMIC + "END; END") == [ATOMIC + "END", "END"]
+
+
 def test_begin_is_only_a_body_in_create_function() -> None:
     assert sqls('CREATE TABLE begin (atomic int); SELECT "end"; BEGIN; END;') == [
         "CREATE TABLE begin (atomic int)",
@@ -384,6 +417,41 @@ POOL = [
     "CREATE FUNCTION h() RETURNS TABLE (a int) LANGUAGE sql BEGIN ATOMIC END",
     "CREATE OR REPLACE RULE r AS ON UPDATE TO t DO INSTEAD (UPDATE a SET x = (1); NOTIFY c)",
 ]
+# Statements of a BEGIN ATOMIC body, where END, CASE and BEGIN are not always keywords.
+BODY = [
+    "SELECT (t.end) FROM t",
+    "SELECT t.end, t . case FROM t",
+    "SELECT 1 AS case, 2 AS end",
+    "SELECT 1 end",
+    "SELECT CASE WHEN a > 0 THEN 'end;' ELSE (CASE a WHEN 1 THEN 2 END) END end",
+    "SELECT begin, atomic FROM t",
+    'INSERT INTO t ("end", "case") VALUES (1, $$;end$$)',
+    "UPDATE t SET x = 1 WHERE y = 'END' -- end;\n",
+    "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); DELETE FROM b)",
+    "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS case; END",
+    "",
+]
+BODY_GAP = st.sampled_from([" ", "\n  ", " -- end;\n", " /* end; */ ", " /* a /* end; */ b */ "])
+
+
+@st.composite
+def routines(draw: st.DrawFn) -> str:
+    """A CREATE FUNCTION or PROCEDURE with a BEGIN ATOMIC body of random statements."""
+    head = draw(
+        st.sampled_from(
+            [
+                "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql",
+                "create or replace procedure p()\nlanguage sql",
+                "CREATE /* a /* b */ c */ FUNCTION g() RETURNS int LANGUAGE sql",
+            ]
+        )
+    )
+    body = "".join(
+        draw(BODY_GAP) + draw(st.sampled_from(BODY)) + ";" for _ in range(draw(st.integers(0, 4)))
+    )
+    return f"{head} BEGIN{draw(BODY_GAP)}ATOMIC{body}{draw(BODY_GAP)}END"
+
+
 # Random contents for literals, heavy on the characters that end or escape them.
 CONTENT = st.text(st.sampled_from("a;'\"$\\/*-\nEé"), max_size=12)
 
@@ -425,7 +493,9 @@ FILLER = st.sampled_from(
 @st.composite
 def scripts(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
     """A script, its statements, and what pglast should return for each."""
-    statements = draw(st.lists(st.sampled_from(POOL) | selects(), min_size=1, max_size=8))
+    statements = draw(
+        st.lists(st.sampled_from(POOL) | selects() | routines(), min_size=1, max_size=8)
+    )
     parts = ["".join(draw(st.lists(FILLER, max_size=3)))]
     pg_texts = []
     for k, statement in enumerate(statements):
