@@ -6,10 +6,14 @@ as one implicit transaction. So we split it ourselves, which means lexing it
 the way PostgreSQL does: strings, quoted identifiers, dollar quotes, nested
 comments, and ``BEGIN ATOMIC ... END`` function bodies all hide semicolons.
 
-The lexer assumes ``standard_conforming_strings = on`` (the default since
-PostgreSQL 9.1): a backslash escapes only inside ``E'...'``. It jumps from one
-interesting character to the next with a compiled regex, because a Python loop
-over every character is far too slow for a 50 MB script.
+Whether a backslash escapes in '...' depends on ``standard_conforming_strings``.
+The lexer starts from the setting it is given (on, PostgreSQL's default since
+9.1, unless the caller knows better) and follows the script's own ``SET`` and
+``RESET`` of it, as the server does when the statements are sent one by one.
+
+The lexer jumps from one interesting character to the next with a compiled
+regex, because a Python loop over every character is far too slow for a 50 MB
+script.
 """
 
 from __future__ import annotations
@@ -51,27 +55,40 @@ _TAG = r"(?:[^\x00-@\[-^`{-\x7f]" + _ID + "*)?"
 # backtracking exponentially over "-- -- --".
 _GAP = f"(?:[{_WS}]|--[^\\n\\r]*[\\n\\r]|/\\*(?:[^*]|\\*(?!/))*\\*/)"
 
-# Complete strings and quoted identifiers are matched whole, so an INSERT full of
-# literals costs one match per literal. The (?!') makes the regex close a string
-# exactly where PostgreSQL does, even when backtracking after an unterminated one.
-# If the whole form fails, the lone quote matches instead: it opens an
-# unterminated literal. E'...' is recognised from its quote (see _tokens): an
-# alternative for it here would halve the speed of every search.
-_TOKEN = (
-    r"'[^']*(?:''[^']*)*'(?!')"
-    r'|"[^"]*(?:""[^"]*)*"(?!")'
-    r"""|[;'"]"""
-    r"|--[^\n\r]*"
-    r"|/\*"
-    rf"|\${_TAG}\$"
-)
-_CODE = re.compile(_TOKEN)
-# Only three statements can hold a ';' that ends nothing: CREATE RULE (between
-# parentheses) and CREATE FUNCTION/PROCEDURE (in a BEGIN ATOMIC body). In them we
-# also track parentheses and BEGIN, as psql does; elsewhere a ';' between
-# parentheses is a syntax error however we split, so we don't pay to track them.
-# Keywords are ASCII: with re.ASCII, (?i:begin) matches no look-alike (U+0131 for i).
-_NESTING_CODE = re.compile(_TOKEN + rf"|[()]|(?<!{_ID})(?i:begin)(?!{_ID_OR_DOLLAR})", re.ASCII)
+
+def _code(standard_strings: bool, nesting: bool) -> re.Pattern[str]:
+    """What _tokens searches for: where literals and comments open, and ';'.
+
+    Complete standard strings and quoted identifiers are matched whole, so an INSERT
+    full of literals costs one match per literal. The (?!') makes the regex close a
+    string exactly where PostgreSQL does, even when backtracking after an
+    unterminated one. If the whole form fails, the lone quote matches instead: it
+    opens an unterminated literal. A string with escapes is recognised from its
+    quote (see _tokens): an alternative for E'...' here would halve the speed of
+    every search. With ``standard_conforming_strings`` off, every string is.
+
+    Only three statements can hold a ';' that ends nothing: CREATE RULE (between
+    parentheses) and CREATE FUNCTION/PROCEDURE (in a BEGIN ATOMIC body). With
+    ``nesting``, for them, we also find parentheses and BEGIN, as psql does;
+    elsewhere a ';' between parentheses is a syntax error however we split, so we
+    don't pay to track them. Keywords are ASCII: with re.ASCII, (?i:begin) matches
+    no look-alike (U+0131 for i).
+    """
+    alternatives = [
+        r'"[^"]*(?:""[^"]*)*"(?!")',
+        r"""[;'"]""",
+        r"--[^\n\r]*",
+        r"/\*",
+        rf"\${_TAG}\$",
+    ]
+    if standard_strings:
+        alternatives.insert(0, r"'[^']*(?:''[^']*)*'(?!')")
+    if nesting:
+        alternatives += [r"[()]", rf"(?<!{_ID})(?i:begin)(?!{_ID_OR_DOLLAR})"]
+    return re.compile("|".join(alternatives), re.ASCII)
+
+
+_CODE = {(std, nesting): _code(std, nesting) for std in (True, False) for nesting in (True, False)}
 _SIGNIFICANT = re.compile(f"[^{_WS}]")
 _DOLLAR = re.compile(rf"\${_TAG}\$")
 _COMMENT_MARK = re.compile(r"/\*|\*/")
@@ -79,10 +96,12 @@ _GAP_PIECE = re.compile(rf"[{_WS}]+|--[^\n\r]*|/\*")
 _WORD = re.compile(rf"[^\x00-@\[-^`{{-\x7f]{_ID_OR_DOLLAR}*")
 _ATOMIC_WORD = re.compile(f"(?i:atomic)(?!{_ID_OR_DOLLAR})", re.ASCII)
 _END_WORD = re.compile(f"(?i:end)(?!{_ID_OR_DOLLAR})", re.ASCII)
-# Body of E'...' after the opening quote, through the closing quote.
+# The body of a string after the opening quote, through the closing quote.
+_STANDARD_BODY = re.compile(r"[^']*(?:''[^']*)*'(?!')")
+_BIT_BODY = re.compile(r"[^']*'")
 _ESCAPE_BODY = re.compile(r"[^'\\]*(?:(?:''|\\.)[^'\\]*)*'(?!')", re.DOTALL)
-# A string continued on a later line ('a'<newline>'b') is one literal, and an
-# E'...' literal stays an escape string across the continuation.
+# A string continued on a later line ('a'<newline>'b') is one literal, and a
+# string with escapes keeps them across the continuation.
 _CONTINUATION = re.compile(r"[ \t\f\v]*(?:--[^\n\r]*)?[\n\r](?:[ \t\n\r\f\v]|--[^\n\r]*[\n\r])*'")
 
 # Token kinds yielded by _tokens.
@@ -104,9 +123,11 @@ _RULE = 1
 _ROUTINE = 2
 
 
-def _tokens(script: str) -> Iterator[tuple[int, int, int]]:
+def _tokens(script: str, std: bool) -> Iterator[tuple[int, int, int]]:
     """Yield (kind, start, end) for every statement start, terminator, literal and comment.
 
+    ``std`` is standard_conforming_strings at the start; statements that set it
+    change it for the statements after them, and RESET brings back ``std``.
     Parentheses and BEGIN ATOMIC bodies are tracked here but not yielded. After an
     unterminated token nothing more is yielded: the rest of the script is in it.
 
@@ -117,15 +138,17 @@ def _tokens(script: str) -> Iterator[tuple[int, int, int]]:
     cuts ``SELECT t.end FROM t`` or ``SELECT 1 AS case`` in a body in the wrong place.)
     """
     n = len(script)
+    reset = std
     pos = 0  # where the search resumes
     dollar_end = -1  # end of the last dollar-quoted string, whose '$' ends no identifier
     parens = 0
     bodies = 0  # BEGIN ATOMIC bodies open
+    nesting = False  # in a statement where parentheses and BEGIN count
     routine = False  # in CREATE FUNCTION/PROCEDURE, where BEGIN ATOMIC opens a body
     expect = _STATEMENT
-    pattern = _CODE
+    start = 0  # first significant character of the statement
     while True:
-        m = pattern.search(script, pos)
+        m = _CODE[std, nesting].search(script, pos)
         i = m.start() if m else n
         if expect != _ANYTHING:
             first = _SIGNIFICANT.search(script, pos, i)
@@ -133,10 +156,11 @@ def _tokens(script: str) -> Iterator[tuple[int, int, int]]:
             if j >= 0:
                 what, expect = expect, _ANYTHING
                 if what == _STATEMENT:
+                    start = j
                     yield _START, j, j
                     kind = _kind(script, j)
                     if kind != _OTHER:
-                        pattern, routine, pos = _NESTING_CODE, kind == _ROUTINE, j
+                        nesting, routine, pos = True, kind == _ROUTINE, j
                         continue  # search again with the pattern that finds more
                 elif what == _ATOMIC:
                     if _ATOMIC_WORD.match(script, j):
@@ -156,18 +180,24 @@ def _tokens(script: str) -> Iterator[tuple[int, int, int]]:
         if c == ";":
             if parens == 0 and bodies == 0:
                 yield _END, i, end
-                expect, pattern, routine = _STATEMENT, _CODE, False
+                if expect != _STATEMENT:
+                    std = _setting_after(script, start, i, std, reset)
+                expect, nesting, routine = _STATEMENT, False, False
             elif parens == 0:
                 expect, routine = _BODY_STATEMENT, False
-        elif (
-            c == "'" and script[i - 1 : i] in ("E", "e") and _starts_word(script, i - 1, dollar_end)
-        ):
-            end = _escape_string_end(script, i + 1)
+        elif c == "'":
+            prefixed = script[i - 1 : i] in ("E", "e") and _starts_word(script, i - 1, dollar_end)
+            body = _ESCAPE_BODY if prefixed else None if std else _body(script, i, dollar_end)
+            if body is not None:
+                end = _string_end(script, i + 1, body)
+            elif end - i == 1:
+                end = -1
+            opening = i - 1 if prefixed else i
             if end < 0:
-                yield _UNTERMINATED, i - 1, n
+                yield _UNTERMINATED, opening, n
                 return
-            yield _QUOTED, i - 1, end
-        elif c in "'\"":
+            yield _QUOTED, opening, end
+        elif c == '"':
             if end - i == 1:
                 yield _UNTERMINATED, i, n
                 return
@@ -241,9 +271,20 @@ def _block_comment_end(script: str, i: int) -> int:
     return -1
 
 
-def _escape_string_end(script: str, i: int) -> int:
-    """End of the E'...' literal whose body starts at i, or -1 if it never closes."""
-    while (m := _ESCAPE_BODY.match(script, i)) is not None:
+def _body(script: str, i: int, dollar_end: int) -> re.Pattern[str]:
+    """How the string whose quote is at i goes on, with standard_conforming_strings off:
+    B'...' and X'...' never take escapes, nor '' (which ends them), U&'...' takes '';
+    any other string takes both."""
+    if script[i - 1 : i] in ("B", "b", "X", "x") and _starts_word(script, i - 1, dollar_end):
+        return _BIT_BODY
+    if script[i - 2 : i] in ("U&", "u&") and _starts_word(script, i - 2, dollar_end):
+        return _STANDARD_BODY
+    return _ESCAPE_BODY
+
+
+def _string_end(script: str, i: int, body: re.Pattern[str]) -> int:
+    """End of the string literal whose body starts at i, or -1 if it never closes."""
+    while (m := body.match(script, i)) is not None:
         more = _CONTINUATION.match(script, m.end())
         if more is None:
             return m.end()
@@ -267,42 +308,104 @@ def _is_identifier_char(ch: str) -> bool:
     return (ch.isalnum() or ch in "_$") if ch.isascii() else True
 
 
+# --- standard_conforming_strings ---------------------------------------------
+
+_SCS = rf'(?:(?i:standard_conforming_strings)(?!{_ID_OR_DOLLAR})|"standard_conforming_strings")'
+_SETTING = re.compile(
+    rf"(?:(?i:set)(?!{_ID_OR_DOLLAR}){_GAP}*(?:(?i:session|local)(?!{_ID_OR_DOLLAR}){_GAP}*)?"
+    rf"{_SCS}{_GAP}*(?:=|(?i:to)(?!{_ID_OR_DOLLAR})){_GAP}*"
+    r"""(?P<value>[Ee]?'(?:[^']|'')*'|"(?:[^"]|"")*"|[A-Za-z0-9_]+"""
+    rf"|\$(?P<tag>{_TAG})\$(?s:.*?)\$(?P=tag)\$)"
+    rf"|(?i:reset)(?!{_ID_OR_DOLLAR}){_GAP}*(?:{_SCS}|(?i:all)(?!{_ID_OR_DOLLAR}))"
+    rf"|(?i:discard)(?!{_ID_OR_DOLLAR}){_GAP}*(?i:all)(?!{_ID_OR_DOLLAR})"
+    rf"){_GAP}*",
+    re.ASCII,
+)
+
+
+def _setting_after(script: str, start: int, stop: int, std: bool, reset: bool) -> bool:
+    """standard_conforming_strings once the statement in script[start:stop] has run.
+
+    SET [SESSION | LOCAL] standard_conforming_strings {= | TO} value sets it; RESET
+    (of it or ALL), DISCARD ALL and SET ... TO DEFAULT set it back to ``reset``. A
+    value PostgreSQL refuses changes nothing: that statement fails.
+    """
+    if script[start] not in "SsRrDd":
+        return std  # the quick answer for most statements
+    m = _SETTING.fullmatch(script, start, stop)
+    if m is None:
+        return std
+    value = m.group("value")
+    if value is None or value.upper() == "DEFAULT":
+        return reset
+    if value[0] == "$":  # what is between the quotes
+        value = value[len(m["tag"]) + 2 : -len(m["tag"]) - 2]
+    elif value[-1] in "'\"":
+        value = value[value.index(value[-1]) + 1 : -1]
+    parsed = _parse_bool(value)
+    return std if parsed is None else parsed
+
+
+def _parse_bool(text: str) -> bool | None:
+    """A boolean setting's value as PostgreSQL's parse_bool reads it: on, off, 1, 0, or
+    true, false, yes, no or a prefix of them (of for off), in any case; else None."""
+    word = text.lower() if text.isascii() else ""
+    if word in ("on", "1"):
+        return True
+    if word in ("of", "off", "0"):
+        return False
+    for full, value in (("true", True), ("false", False), ("yes", True), ("no", False)):
+        if word and full.startswith(word):
+            return value
+    return None
+
+
 # --- statements ---------------------------------------------------------------
 
 
-def split_statements(script: str) -> list[Statement]:
+def split_statements(script: str, *, standard_conforming_strings: bool = True) -> list[Statement]:
     """Cut a script into its statements, in order, dropping empty ones.
 
     A ';' ends a statement unless it is inside a literal, a comment, parentheses
     or a BEGIN ATOMIC body. A last statement without ';' is kept. An unterminated
     literal or comment runs to the end of the script, so the server reports it.
+
+    ``standard_conforming_strings`` is the server's setting when the script starts (psycopg
+    tells it: ``conn.info.parameter_status("standard_conforming_strings") == "on"``); the
+    script's own SET and RESET of it are followed from there.
     """
-    return split_checked(script)[0]
+    return split_checked(script, standard_conforming_strings=standard_conforming_strings)[0]
 
 
-def split_checked(script: str) -> tuple[list[Statement], tuple[str, int] | None]:
+def split_checked(
+    script: str, *, standard_conforming_strings: bool = True
+) -> tuple[list[Statement], tuple[str, int] | None]:
     """``split_statements`` and ``unterminated`` from one pass over the script."""
-    return _split(script, only_control=False)
+    return _split(script, standard_conforming_strings, only_control=False)
 
 
-def control_candidates(script: str) -> tuple[list[Statement], tuple[str, int] | None]:
+def control_candidates(
+    script: str, *, standard_conforming_strings: bool = True
+) -> tuple[list[Statement], tuple[str, int] | None]:
     """The statements that may be transaction control, and what ``unterminated`` says,
     from one pass over the script.
 
     Every statement for which ``transaction_control`` is not None is among them, and
     few others: validation lexes every script, but need not copy out every statement.
     """
-    return _split(script, only_control=True)
+    return _split(script, standard_conforming_strings, only_control=True)
 
 
-def _split(script: str, *, only_control: bool) -> tuple[list[Statement], tuple[str, int] | None]:
+def _split(
+    script: str, std: bool, *, only_control: bool
+) -> tuple[list[Statement], tuple[str, int] | None]:
     statements: list[Statement] = []
     opened = -1  # where an unterminated literal or comment starts, if any
     keeping = False  # inside a statement that is to be returned
     start = 0  # first significant character of the current statement
     end = 0  # end of its last significant character seen so far
     pos = 0  # end of the previous token
-    for kind, s, e in _tokens(script):
+    for kind, s, e in _tokens(script, std):
         if kind == _UNTERMINATED:
             opened = s
         if kind == _START:
@@ -325,12 +428,14 @@ def _split(script: str, *, only_control: bool) -> tuple[list[Statement], tuple[s
     return statements, (None if opened < 0 else (_describe(script, opened), opened))
 
 
-def count_statements(script: str) -> int:
+def count_statements(script: str, *, standard_conforming_strings: bool = True) -> int:
     """``len(split_statements(script))`` without copying a statement out."""
-    return sum(1 for kind, _, _ in _tokens(script) if kind == _START)
+    return sum(1 for kind, _, _ in _tokens(script, standard_conforming_strings) if kind == _START)
 
 
-def statement_groups(script: str, size: int) -> Iterator[tuple[int, int]]:
+def statement_groups(
+    script: str, size: int, *, standard_conforming_strings: bool = True
+) -> Iterator[tuple[int, int]]:
     """``(start, end)`` spans that cover the script in order, cut only where a statement
     starts, each at least ``size`` characters long (the last holds what is left).
 
@@ -339,7 +444,7 @@ def statement_groups(script: str, size: int) -> Iterator[tuple[int, int]]:
     """
     start = 0
     seen = False
-    for kind, s, _ in _tokens(script):
+    for kind, s, _ in _tokens(script, standard_conforming_strings):
         if kind == _START:
             if seen and s - start >= size:
                 yield start, s
@@ -354,12 +459,14 @@ def _text_end(script: str, start: int, stop: int) -> int:
     return start + stripped if stripped else -1
 
 
-def unterminated(script: str) -> tuple[str, int] | None:
+def unterminated(
+    script: str, *, standard_conforming_strings: bool = True
+) -> tuple[str, int] | None:
     """What is left open at the end of the script and where it opened, if anything.
 
     Lets validation refuse such a script with a clear message before any of it runs.
     """
-    for kind, start, _ in _tokens(script):
+    for kind, start, _ in _tokens(script, standard_conforming_strings):
         if kind == _UNTERMINATED:
             return _describe(script, start), start
     return None
@@ -381,7 +488,7 @@ _BACKSLASH_AFTER_BLANKS = re.compile(r"[ \t]*\\")
 _META = re.compile(r"[\n\r][ \t]*\\")  # a line break is faster to find than a line start
 
 
-def find_meta_commands(script: str) -> list[int]:
+def find_meta_commands(script: str, *, standard_conforming_strings: bool = True) -> list[int]:
     """Line numbers (1-based) of psql meta-commands such as ``\\i`` or ``\\set``.
 
     The server cannot run them, and silently skipping them would change what the
@@ -395,7 +502,7 @@ def find_meta_commands(script: str) -> list[int]:
     candidates += [m.end() - 1 for m in _META.finditer(script)]
     hidden: set[int] = set()
     k = 0
-    for kind, start, end in _tokens(script):
+    for kind, start, end in _tokens(script, standard_conforming_strings):
         if kind in (_QUOTED, _COMMENT, _UNTERMINATED):
             while k < len(candidates) and candidates[k] < start:
                 k += 1

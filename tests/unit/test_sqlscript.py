@@ -15,18 +15,22 @@ from hypothesis import strategies as st
 
 from sqlmig.sqlscript import (
     Statement,
+    control_candidates,
+    count_statements,
     excerpt,
     find_meta_commands,
     line_col,
     server_position_to_offset,
     split_statements,
+    statement_groups,
     transaction_control,
     unterminated,
 )
 
 
-def sqls(script: str) -> list[str]:
-    return [s.sql for s in split_statements(script)]
+def sqls(script: str, *, standard_conforming_strings: bool = True) -> list[str]:
+    statements = split_statements(script, standard_conforming_strings=standard_conforming_strings)
+    return [s.sql for s in statements]
 
 
 # --- where statements end -------------------------------------------------------
@@ -212,6 +216,118 @@ def test_statement_start_and_end_locate_it_in_the_script() -> None:
     assert [s.start for s in statements] == [5, 28, 49]
     assert statements[1] == Statement("UPDATE t SET a = 1", 28)
     assert statements[1].end == 46
+
+
+# --- standard_conforming_strings ----------------------------------------------------
+# pglast cannot be told to lex with it off, so these follow PostgreSQL's rules (and
+# psql's lexer): with it off, '...' and N'...' take backslash escapes like E'...',
+# while B'...', X'...' and U&'...' never do; a string continued on the next line is
+# lexed like its first part.
+
+
+@pytest.mark.parametrize(
+    ("statement", "off"),
+    [
+        ("SELECT 'it\\'s; here'", ["SELECT 'it\\'s; here'"]),
+        ("SELECT N'a\\';'", ["SELECT N'a\\';'"]),
+        ("SELECT xe'a\\';'", ["SELECT xe'a\\';'"]),  # xe is an identifier: a plain '...'
+        ("SELECT 'a'\n'\\';'", ["SELECT 'a'\n'\\';'"]),
+        ("SELECT 'a\\\\'", ["SELECT 'a\\\\'"]),
+        ("SELECT E'a\\';'", ["SELECT E'a\\';'"]),
+        ("SELECT B'1\\'", ["SELECT B'1\\'"]),
+        ("SELECT x'1\\'", ["SELECT x'1\\'"]),
+        ("SELECT U&'a\\'", ["SELECT U&'a\\'"]),
+        ("SELECT B'1'\n'\\'", ["SELECT B'1'\n'\\'"]),
+        # '' does not double a quote in B'...': it ends it, and opens '...', with escapes.
+        ("SELECT B'1''\\';'", ["SELECT B'1''\\';'"]),
+    ],
+)
+def test_with_standard_conforming_strings_off_plain_strings_take_escapes(
+    statement: str, off: list[str]
+) -> None:
+    script = f"{statement}; SELECT 2"
+    assert sqls(script, standard_conforming_strings=False) == [*off, "SELECT 2"]
+
+
+def test_standard_conforming_strings_is_on_unless_told() -> None:
+    script = "SELECT 'it\\'s; here'; SELECT 2"
+    assert sqls(script) == ["SELECT 'it\\'s", "here'; SELECT 2"]
+    assert sqls(script, standard_conforming_strings=True) == sqls(script)
+    assert unterminated(script) == ("quoted string", script.index("'; S"))
+    assert unterminated(script, standard_conforming_strings=False) is None
+    assert count_statements(script, standard_conforming_strings=False) == 2
+    second = script.index("SELECT 2")
+    groups = statement_groups(script, 1, standard_conforming_strings=False)
+    assert list(groups) == [(0, second), (second, len(script))]
+    statements, opened = control_candidates(
+        "SELECT 'a\\'; COMMIT", standard_conforming_strings=False
+    )
+    assert [s.sql for s in statements] == [] and opened == ("quoted string", 7)
+
+
+def test_meta_commands_inside_an_escaped_string_are_not_found() -> None:
+    script = "SELECT 'a\\'\n\\i x\n';\n"
+    assert find_meta_commands(script) == [2]
+    assert find_meta_commands(script, standard_conforming_strings=False) == []
+
+
+OFF = [
+    "SET standard_conforming_strings = off",
+    "SET standard_conforming_strings TO off",
+    "set standard_conforming_strings = false",
+    "SET standard_conforming_strings = 'off'",
+    "SET standard_conforming_strings = 0",
+    "SET SESSION standard_conforming_strings TO OFF",
+    "SET LOCAL standard_conforming_strings = no",
+    'SET "standard_conforming_strings" = "of"',
+    "SET /* c */ standard_conforming_strings\n-- c\n= E'f'",
+    "SET standard_conforming_strings = $x$off$x$",
+]
+ON = [
+    "SET standard_conforming_strings = on",
+    "SET standard_conforming_strings TO 'yes'",
+    "SET LOCAL standard_conforming_strings = 1",
+    "RESET standard_conforming_strings",
+    "reset all",
+    "SET standard_conforming_strings TO DEFAULT",
+    "DISCARD ALL",
+]
+UNCHANGED = [
+    "SET standard_conforming_strings = o",  # refused: on or off?
+    "SET standard_conforming_strings = 'default'",
+    "SET standard_conforming_strings = off, on",
+    "SET search_path = off",
+    "SELECT 'SET standard_conforming_strings = off'",
+    "SHOW standard_conforming_strings",
+]
+QUOTE = "SELECT 'it\\'s; here'"  # one statement with it off, cut in two with it on
+
+
+@pytest.mark.parametrize("setting", OFF)
+def test_a_script_that_turns_standard_conforming_strings_off_is_lexed_so(setting: str) -> None:
+    assert sqls(f"{setting};\n{QUOTE};\nSELECT 2") == [setting, QUOTE, "SELECT 2"]
+    # A setting that failed would be none: the script stops there.
+    assert sqls(f"{setting}; SELECT 1;\n{QUOTE};") == [setting, "SELECT 1", QUOTE]
+
+
+@pytest.mark.parametrize("setting", ON)
+def test_a_script_that_turns_standard_conforming_strings_back_on_is_lexed_so(
+    setting: str,
+) -> None:
+    script = f"SET standard_conforming_strings = off; {setting}; {QUOTE}"
+    assert sqls(script)[-2:] == ["SELECT 'it\\'s", "here'"]
+
+
+@pytest.mark.parametrize("setting", UNCHANGED)
+def test_other_statements_leave_standard_conforming_strings_alone(setting: str) -> None:
+    assert sqls(f"{setting}; {QUOTE}") == [setting, "SELECT 'it\\'s", "here'"]
+    off = sqls(f"{setting}; {QUOTE}", standard_conforming_strings=False)
+    assert off == [setting, QUOTE]
+
+
+def test_reset_returns_to_the_setting_the_script_started_with() -> None:
+    script = f"SET standard_conforming_strings = on; RESET standard_conforming_strings; {QUOTE}"
+    assert sqls(script, standard_conforming_strings=False)[-1] == QUOTE
 
 
 # --- unterminated literals and comments ------------------------------------------
@@ -452,20 +568,26 @@ def routines(draw: st.DrawFn) -> str:
     return f"{head} BEGIN{draw(BODY_GAP)}ATOMIC{body}{draw(BODY_GAP)}END"
 
 
+# The statements of POOL that are one statement only with standard_conforming_strings on.
+ON_ONLY = ["SELECT 'it''s; fine', 'a\\'", "SELECT xe'\\'"]
 # Random contents for literals, heavy on the characters that end or escape them.
 CONTENT = st.text(st.sampled_from("a;'\"$\\/*-\nEé"), max_size=12)
 
 
 @st.composite
-def literals(draw: st.DrawFn) -> str:
-    """One string, quoted identifier, dollar-quoted string or comment with random contents."""
+def literals(draw: st.DrawFn, std: bool = True) -> str:
+    """One string, quoted identifier, dollar-quoted string or comment with random contents,
+    written for standard_conforming_strings ``std``."""
     text = draw(CONTENT)
-    kind = draw(st.sampled_from(["plain", "escape", "ident", "dollar", "comment"]))
-    if kind == "plain":
+    kind = draw(st.sampled_from(["plain", "escape", "bits", "ident", "dollar", "comment"]))
+    if kind == "plain" and std:
         return "'" + text.replace("'", "''") + "'"
-    if kind == "escape":
+    if kind in ("plain", "escape"):
         escaped = text.replace("\\", "\\\\")
-        return "E'" + escaped.replace("'", draw(st.sampled_from(["''", "\\'"]))) + "'"
+        escaped = escaped.replace("'", draw(st.sampled_from(["''", "\\'"])))
+        return ("E'" if kind == "escape" else draw(st.sampled_from(["'", "N'"]))) + escaped + "'"
+    if kind == "bits":  # PostgreSQL checks the digits later than it parses
+        return draw(st.sampled_from(["B'", "x'"])) + text.replace("'", "") + "'"
     if kind == "ident":
         return '1 AS "' + (text.replace('"', '""') or "x") + '"'
     if kind == "dollar":
@@ -480,8 +602,8 @@ def literals(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def selects(draw: st.DrawFn) -> str:
-    return "SELECT " + ", ".join(draw(st.lists(literals(), min_size=1, max_size=4)))
+def selects(draw: st.DrawFn, std: bool = True) -> str:
+    return "SELECT " + ", ".join(draw(st.lists(literals(std), min_size=1, max_size=4)))
 
 
 # What may come between statements (comments may also precede a ';').
@@ -491,10 +613,12 @@ FILLER = st.sampled_from(
 
 
 @st.composite
-def scripts(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
-    """A script, its statements, and what pglast should return for each."""
+def scripts(draw: st.DrawFn, std: bool = True) -> tuple[str, list[str], list[str]]:
+    """A script, its statements, and what pglast should return for each (when ``std``:
+    written for standard_conforming_strings off, pglast cannot tell)."""
+    pool = POOL if std else [p for p in POOL if p not in ON_ONLY]
     statements = draw(
-        st.lists(st.sampled_from(POOL) | selects() | routines(), min_size=1, max_size=8)
+        st.lists(st.sampled_from(pool) | selects(std) | routines(), min_size=1, max_size=8)
     )
     parts = ["".join(draw(st.lists(FILLER, max_size=3)))]
     pg_texts = []
@@ -519,6 +643,17 @@ def test_split_agrees_with_postgresql_parser(case: tuple[str, list[str], list[st
     assert [s.sql for s in statements] == expected
     assert [s.start for s in statements] == [s.start for s in slices]
     assert unterminated(script) is None
+
+
+@settings(max_examples=300)
+@given(scripts(std=False))
+def test_split_with_standard_conforming_strings_off(
+    case: tuple[str, list[str], list[str]],
+) -> None:
+    script, expected, _ = case
+    statements = split_statements(script, standard_conforming_strings=False)
+    assert [s.sql for s in statements] == expected
+    assert unterminated(script, standard_conforming_strings=False) is None
 
 
 def _check_invariants(script: str) -> None:
@@ -548,6 +683,11 @@ def test_any_text_splits_without_error(text: str) -> None:
     _check_invariants(text)
     unterminated(text)
     find_meta_commands(text)
+
+
+@given(st.text(st.sampled_from("ab$1EeBX'\"-/*;()\n U&é"), max_size=60))
+def test_without_a_backslash_standard_conforming_strings_changes_nothing(text: str) -> None:
+    assert split_statements(text, standard_conforming_strings=False) == split_statements(text)
 
 
 def _naive_line_col(text: str, offset: int) -> tuple[int, int]:
