@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 
 import pglast
+import pglast.parser
 import pytest
+import sql_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +23,7 @@ from sqlmig.sqlscript import (
     find_meta_commands,
     line_col,
     server_position_to_offset,
+    split_checked,
     split_statements,
     statement_groups,
     transaction_control,
@@ -79,6 +82,22 @@ def test_positional_parameter_is_not_a_dollar_quote() -> None:
 def test_dollar_inside_an_identifier_is_not_a_dollar_quote() -> None:
     assert sqls("SELECT a$b$ FROM t; SELECT 2") == ["SELECT a$b$ FROM t", "SELECT 2"]
     assert sqls("SELECT x1$$ FROM t; SELECT 2") == ["SELECT x1$$ FROM t", "SELECT 2"]
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "SELECT $a$x$a$$$;$$; SELECT 2",  # a dollar quote right after another
+        "SELECT $$x$$E'\\';'; SELECT 2",  # E'...' right after one
+        "SELECT 1$$;$$; SELECT 2",  # a dollar quote right after a number
+        "SELECT $x'1\\'; SELECT 2",  # '$', then a hex string, which takes no escapes
+    ],
+)
+def test_what_follows_a_dollar_is_lexed_as_postgresql_does(script: str) -> None:
+    # Not valid SQL, so PostgreSQL's scanner (not its parser) says where the ';' are.
+    semicolons = [t.start for t in pglast.parser.scan(script) if t.name == "ASCII_59"]
+    statements = split_statements(script)
+    assert [script.index(";", s.end) for s in statements[:-1]] == semicolons
 
 
 def test_dollar_quoted_plpgsql_body_keeps_its_semicolons() -> None:
@@ -343,12 +362,18 @@ def test_reset_returns_to_the_setting_the_script_started_with() -> None:
         ("SELECT 1; SELECT $fn$ abc; $fn", ("dollar-quoted string $fn$", 17)),
         ("SELECT 1; SELECT $$ abc;", ("dollar-quoted string $$", 17)),
         ("SELECT 1; SELECT /* a /* b */ c;", ("block comment", 17)),
+        ("SELECT 1; SELECT 'a'\n  'b;", ("quoted string", 17)),  # one literal, continued
+        ("SELECT 1; SELECT B'1'';", ("quoted string", 21)),  # '' ends B'...'
     ],
 )
 def test_unterminated_names_what_is_open_and_where(script: str, expected: tuple[str, int]) -> None:
     assert unterminated(script) == expected
     # The rest of the script stays in the last statement, for the server to reject.
     assert sqls(script) == ["SELECT 1", script[10:]]
+
+
+def test_a_body_left_open_runs_to_the_end_of_the_script() -> None:
+    assert sqls(ATOMIC + "SELECT 1; ") == [ATOMIC + "SELECT 1;"]
 
 
 def test_unterminated_comment_alone_is_still_a_statement() -> None:
@@ -688,6 +713,49 @@ def test_any_text_splits_without_error(text: str) -> None:
 @given(st.text(st.sampled_from("ab$1EeBX'\"-/*;()\n U&é"), max_size=60))
 def test_without_a_backslash_standard_conforming_strings_changes_nothing(text: str) -> None:
     assert split_statements(text, standard_conforming_strings=False) == split_statements(text)
+
+
+# Pieces of SQL at which the lexer must decide something, to be joined at random.
+PIECES = [
+    *["SELECT ", "a", "1", " ", "\n", ";", "(", ")", ", ", "-", "/", "*", "\\", "=", "&"],
+    *["'x;y'", "'it''s'", "'a\\'", "'", "E'\\';'", "e'a", "B'1''", "x'1\\'", "N'\\';'"],
+    *["U&'\\'", 'U&"i"', '"q;"""', '"', "'a'\n'\\'", " -- c\n'b'", "E'\n'"],
+    *["$$;$$", "$a$ $$ $a$", "$", "$1", "a$b", "1$$", "$$", "$$x$$begin", "a$begin"],
+    *["--c;\n", "-- x", "/* c; */", "/* a /* b; */ c */", "/*", "*/", "\\i x\n", "\n\\set x\n"],
+    *["CREATE FUNCTION f() RETURNS int LANGUAGE sql ", "create or replace procedure p() "],
+    *["CREATE RULE r AS ON INSERT TO t DO ALSO ", "CREATE /* a /* b */ c */ FUNCTION "],
+    *["BEGIN", " ATOMIC ", "begin atomic ", "END", " end", "CASE ", "t.end", "AS case"],
+    *["END;", "BEGIN ATOMIC SELECT 1; END", "CREATE FUNCTION g() BEGIN ATOMIC ", 'U&"', "N'"],
+    *["SET standard_conforming_strings = off;", "SET standard_conforming_strings TO on;"],
+    *["set local standard_conforming_strings = 'of';", "RESET standard_conforming_strings;"],
+    *["RESET ALL;", "DISCARD ALL;", "SET standard_conforming_strings = $$false$$;"],
+]
+SOUP = st.lists(
+    st.sampled_from(PIECES)
+    | st.text(st.sampled_from("ab$1EeBxN'\"-/*;\\()\n\r\t\v U&é"), max_size=3),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=1000)
+@given(SOUP, st.booleans())
+def test_lexer_agrees_with_a_plain_reference(script: str, std: bool) -> None:
+    """The lexer, matching runs of text with regexes, against sql_reference, which
+    follows PostgreSQL's rules one character at a time."""
+    expected = sql_reference.lex(script, std)
+    statements, opened = split_checked(script, standard_conforming_strings=std)
+    assert [(s.start, s.end) for s in statements] == expected.statements
+    assert (opened and opened[1]) == expected.opened
+    meta = sorted(
+        {
+            line_col(script, b)[0]
+            for b in expected.backslashes
+            if not script[max(script.rfind("\n", 0, b), script.rfind("\r", 0, b)) + 1 : b].strip(
+                " \t"
+            )
+        }
+    )
+    assert find_meta_commands(script, standard_conforming_strings=std) == meta
 
 
 def _naive_line_col(text: str, offset: int) -> tuple[int, int]:
