@@ -184,7 +184,6 @@ def lex(script: str, std: bool = True) -> Lexed:
     reset = std
     statements: list[tuple[int, int]] = []
     backslashes: list[int] = []
-    opened = None
     pos = 0
     while True:
         toks = [t for t in tokens(script[pos:], std) if t.kind not in ("space", "comment")]
@@ -194,20 +193,17 @@ def lex(script: str, std: bool = True) -> Lexed:
         while k < len(toks) and toks[k].text == ";":
             k += 1
         if k == len(toks):
-            return Lexed(statements, opened, backslashes)
+            return Lexed(statements, None, backslashes)
         end = Statement(toks, k).end  # index of its ';', or len(toks)
         body = toks[k:end]
         backslashes += [t.start for t in body if t.text == "\\"]
         statements.append((body[0].start, body[-1].end))
-        if body[-1].kind == "open":
-            opened = body[-1].start
-            if script.startswith(("E", "e", "N", "n", "B", "b", "X", "x"), opened):
-                opened += 0 if script[opened] in "Ee" else 1
-            if script.startswith(("U&", "u&"), opened):
-                opened += 2
+        last = body[-1]
+        if last.kind == "open":  # sqlmig names where it opens by its quote, or by E in E'...'
+            opened = last.start + len(last.text) - len(last.text.lstrip("BbXxNnUu&"))
             return Lexed(statements, opened, backslashes)
         if end == len(toks):
-            return Lexed(statements, opened, backslashes)
+            return Lexed(statements, None, backslashes)
         std = setting_after(body, std, reset)
         # The next statement is lexed with the setting this one left.
         pos = toks[end].end

@@ -639,8 +639,8 @@ FILLER = st.sampled_from(
 
 @st.composite
 def scripts(draw: st.DrawFn, std: bool = True) -> tuple[str, list[str], list[str]]:
-    """A script, its statements, and what pglast should return for each (when ``std``:
-    written for standard_conforming_strings off, pglast cannot tell)."""
+    """A script, its statements, and what pglast should return for each. Without
+    ``std``, written for standard_conforming_strings off, which pglast cannot be told."""
     pool = POOL if std else [p for p in POOL if p not in ON_ONLY]
     statements = draw(
         st.lists(st.sampled_from(pool) | selects(std) | routines(), min_size=1, max_size=8)
@@ -745,17 +745,19 @@ def test_lexer_agrees_with_a_plain_reference(script: str, std: bool) -> None:
     expected = sql_reference.lex(script, std)
     statements, opened = split_checked(script, standard_conforming_strings=std)
     assert [(s.start, s.end) for s in statements] == expected.statements
-    assert (opened and opened[1]) == expected.opened
-    meta = sorted(
-        {
-            line_col(script, b)[0]
-            for b in expected.backslashes
-            if not script[max(script.rfind("\n", 0, b), script.rfind("\r", 0, b)) + 1 : b].strip(
-                " \t"
-            )
-        }
-    )
-    assert find_meta_commands(script, standard_conforming_strings=std) == meta
+    assert (opened[1] if opened else None) == expected.opened
+    meta = find_meta_commands(script, standard_conforming_strings=std)
+    assert meta == _first_on_their_lines(script, expected.backslashes)
+
+
+def _first_on_their_lines(script: str, offsets: list[int]) -> list[int]:
+    """The lines on which a character at one of the offsets comes first but for blanks."""
+    lines = set()
+    for offset in offsets:
+        line_start = max(script.rfind("\n", 0, offset), script.rfind("\r", 0, offset)) + 1
+        if not script[line_start:offset].strip(" \t"):
+            lines.add(line_col(script, offset)[0])
+    return sorted(lines)
 
 
 def _naive_line_col(text: str, offset: int) -> tuple[int, int]:
