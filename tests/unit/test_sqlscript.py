@@ -9,24 +9,31 @@ from __future__ import annotations
 import re
 
 import pglast
+import pglast.parser
 import pytest
+import sql_reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sqlmig.sqlscript import (
     Statement,
+    control_candidates,
+    count_statements,
     excerpt,
     find_meta_commands,
     line_col,
     server_position_to_offset,
+    split_checked,
     split_statements,
+    statement_groups,
     transaction_control,
     unterminated,
 )
 
 
-def sqls(script: str) -> list[str]:
-    return [s.sql for s in split_statements(script)]
+def sqls(script: str, *, standard_conforming_strings: bool = True) -> list[str]:
+    statements = split_statements(script, standard_conforming_strings=standard_conforming_strings)
+    return [s.sql for s in statements]
 
 
 # --- where statements end -------------------------------------------------------
@@ -77,6 +84,22 @@ def test_dollar_inside_an_identifier_is_not_a_dollar_quote() -> None:
     assert sqls("SELECT x1$$ FROM t; SELECT 2") == ["SELECT x1$$ FROM t", "SELECT 2"]
 
 
+@pytest.mark.parametrize(
+    "script",
+    [
+        "SELECT $a$x$a$$$;$$; SELECT 2",  # a dollar quote right after another
+        "SELECT $$x$$E'\\';'; SELECT 2",  # E'...' right after one
+        "SELECT 1$$;$$; SELECT 2",  # a dollar quote right after a number
+        "SELECT $x'1\\'; SELECT 2",  # '$', then a hex string, which takes no escapes
+    ],
+)
+def test_what_follows_a_dollar_is_lexed_as_postgresql_does(script: str) -> None:
+    # Not valid SQL, so PostgreSQL's scanner (not its parser) says where the ';' are.
+    semicolons = [t.start for t in pglast.parser.scan(script) if t.name == "ASCII_59"]
+    statements = split_statements(script)
+    assert [script.index(";", s.end) for s in statements[:-1]] == semicolons
+
+
 def test_dollar_quoted_plpgsql_body_keeps_its_semicolons() -> None:
     function = (
         "CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $body$\n"
@@ -116,6 +139,39 @@ def test_begin_atomic_body_with_case_is_one_statement() -> None:
 )
 def test_begin_atomic_forms(statement: str) -> None:
     assert sqls(f"{statement};SELECT 2") == [statement, "SELECT 2"]
+
+
+ATOMIC = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # END closes the body only where a statement of the body would start.
+        ATOMIC + "SELECT (t.end) FROM t; END",
+        ATOMIC + "SELECT t.end FROM t; END",
+        ATOMIC + "SELECT 1 AS case; END",
+        ATOMIC + "SELECT x.case FROM t AS x; END",
+        ATOMIC + "SELECT 1 end; END",  # a bare column label
+        ATOMIC + "SELECT CASE WHEN true THEN 1 END end; END",
+        ATOMIC + "SELECT 1; /* a /* end; */ b */ END",
+        ATOMIC + "; ; END",
+        ATOMIC + "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END; END",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN /* a /* b */ c */ ATOMIC SELECT 1; END",
+        "CREATE /* a /* b */ c */ FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END",
+        # BEGIN ATOMIC opens a body only in CREATE FUNCTION or PROCEDURE.
+        "CREATE RULE r AS ON INSERT TO t DO INSTEAD SELECT begin atomic FROM t",
+    ],
+)
+def test_begin_atomic_body_ends_where_postgresql_ends_it(statement: str) -> None:
+    script = f"{statement}; SELECT 2"
+    assert [script[s] for s in pglast.split(script, only_slices=True)] == [statement, "SELECT 2"]
+    assert sqls(script) == [statement, "SELECT 2"]
+
+
+def test_end_that_starts_a_body_statement_closes_the_body() -> None:
+    # The grammar takes END here as the body's end, and then as COMMIT.
+    assert sqls(ATOMIC + "END; END") == [ATOMIC + "END", "END"]
 
 
 def test_begin_is_only_a_body_in_create_function() -> None:
@@ -181,6 +237,118 @@ def test_statement_start_and_end_locate_it_in_the_script() -> None:
     assert statements[1].end == 46
 
 
+# --- standard_conforming_strings ----------------------------------------------------
+# pglast cannot be told to lex with it off, so these follow PostgreSQL's rules (and
+# psql's lexer): with it off, '...' and N'...' take backslash escapes like E'...',
+# while B'...', X'...' and U&'...' never do; a string continued on the next line is
+# lexed like its first part.
+
+
+@pytest.mark.parametrize(
+    ("statement", "off"),
+    [
+        ("SELECT 'it\\'s; here'", ["SELECT 'it\\'s; here'"]),
+        ("SELECT N'a\\';'", ["SELECT N'a\\';'"]),
+        ("SELECT xe'a\\';'", ["SELECT xe'a\\';'"]),  # xe is an identifier: a plain '...'
+        ("SELECT 'a'\n'\\';'", ["SELECT 'a'\n'\\';'"]),
+        ("SELECT 'a\\\\'", ["SELECT 'a\\\\'"]),
+        ("SELECT E'a\\';'", ["SELECT E'a\\';'"]),
+        ("SELECT B'1\\'", ["SELECT B'1\\'"]),
+        ("SELECT x'1\\'", ["SELECT x'1\\'"]),
+        ("SELECT U&'a\\'", ["SELECT U&'a\\'"]),
+        ("SELECT B'1'\n'\\'", ["SELECT B'1'\n'\\'"]),
+        # '' does not double a quote in B'...': it ends it, and opens '...', with escapes.
+        ("SELECT B'1''\\';'", ["SELECT B'1''\\';'"]),
+    ],
+)
+def test_with_standard_conforming_strings_off_plain_strings_take_escapes(
+    statement: str, off: list[str]
+) -> None:
+    script = f"{statement}; SELECT 2"
+    assert sqls(script, standard_conforming_strings=False) == [*off, "SELECT 2"]
+
+
+def test_standard_conforming_strings_is_on_unless_told() -> None:
+    script = "SELECT 'it\\'s; here'; SELECT 2"
+    assert sqls(script) == ["SELECT 'it\\'s", "here'; SELECT 2"]
+    assert sqls(script, standard_conforming_strings=True) == sqls(script)
+    assert unterminated(script) == ("quoted string", script.index("'; S"))
+    assert unterminated(script, standard_conforming_strings=False) is None
+    assert count_statements(script, standard_conforming_strings=False) == 2
+    second = script.index("SELECT 2")
+    groups = statement_groups(script, 1, standard_conforming_strings=False)
+    assert list(groups) == [(0, second), (second, len(script))]
+    statements, opened = control_candidates(
+        "SELECT 'a\\'; COMMIT", standard_conforming_strings=False
+    )
+    assert [s.sql for s in statements] == [] and opened == ("quoted string", 7)
+
+
+def test_meta_commands_inside_an_escaped_string_are_not_found() -> None:
+    script = "SELECT 'a\\'\n\\i x\n';\n"
+    assert find_meta_commands(script) == [2]
+    assert find_meta_commands(script, standard_conforming_strings=False) == []
+
+
+OFF = [
+    "SET standard_conforming_strings = off",
+    "SET standard_conforming_strings TO off",
+    "set standard_conforming_strings = false",
+    "SET standard_conforming_strings = 'off'",
+    "SET standard_conforming_strings = 0",
+    "SET SESSION standard_conforming_strings TO OFF",
+    "SET LOCAL standard_conforming_strings = no",
+    'SET "standard_conforming_strings" = "of"',
+    "SET /* c */ standard_conforming_strings\n-- c\n= E'f'",
+    "SET standard_conforming_strings = $x$off$x$",
+]
+ON = [
+    "SET standard_conforming_strings = on",
+    "SET standard_conforming_strings TO 'yes'",
+    "SET LOCAL standard_conforming_strings = 1",
+    "RESET standard_conforming_strings",
+    "reset all",
+    "SET standard_conforming_strings TO DEFAULT",
+    "DISCARD ALL",
+]
+UNCHANGED = [
+    "SET standard_conforming_strings = o",  # refused: on or off?
+    "SET standard_conforming_strings = 'default'",
+    "SET standard_conforming_strings = off, on",
+    "SET search_path = off",
+    "SELECT 'SET standard_conforming_strings = off'",
+    "SHOW standard_conforming_strings",
+]
+QUOTE = "SELECT 'it\\'s; here'"  # one statement with it off, cut in two with it on
+
+
+@pytest.mark.parametrize("setting", OFF)
+def test_a_script_that_turns_standard_conforming_strings_off_is_lexed_so(setting: str) -> None:
+    assert sqls(f"{setting};\n{QUOTE};\nSELECT 2") == [setting, QUOTE, "SELECT 2"]
+    # A setting that failed would be none: the script stops there.
+    assert sqls(f"{setting}; SELECT 1;\n{QUOTE};") == [setting, "SELECT 1", QUOTE]
+
+
+@pytest.mark.parametrize("setting", ON)
+def test_a_script_that_turns_standard_conforming_strings_back_on_is_lexed_so(
+    setting: str,
+) -> None:
+    script = f"SET standard_conforming_strings = off; {setting}; {QUOTE}"
+    assert sqls(script)[-2:] == ["SELECT 'it\\'s", "here'"]
+
+
+@pytest.mark.parametrize("setting", UNCHANGED)
+def test_other_statements_leave_standard_conforming_strings_alone(setting: str) -> None:
+    assert sqls(f"{setting}; {QUOTE}") == [setting, "SELECT 'it\\'s", "here'"]
+    off = sqls(f"{setting}; {QUOTE}", standard_conforming_strings=False)
+    assert off == [setting, QUOTE]
+
+
+def test_reset_returns_to_the_setting_the_script_started_with() -> None:
+    script = f"SET standard_conforming_strings = on; RESET standard_conforming_strings; {QUOTE}"
+    assert sqls(script, standard_conforming_strings=False)[-1] == QUOTE
+
+
 # --- unterminated literals and comments ------------------------------------------
 
 
@@ -194,12 +362,18 @@ def test_statement_start_and_end_locate_it_in_the_script() -> None:
         ("SELECT 1; SELECT $fn$ abc; $fn", ("dollar-quoted string $fn$", 17)),
         ("SELECT 1; SELECT $$ abc;", ("dollar-quoted string $$", 17)),
         ("SELECT 1; SELECT /* a /* b */ c;", ("block comment", 17)),
+        ("SELECT 1; SELECT 'a'\n  'b;", ("quoted string", 17)),  # one literal, continued
+        ("SELECT 1; SELECT B'1'';", ("quoted string", 21)),  # '' ends B'...'
     ],
 )
 def test_unterminated_names_what_is_open_and_where(script: str, expected: tuple[str, int]) -> None:
     assert unterminated(script) == expected
     # The rest of the script stays in the last statement, for the server to reject.
     assert sqls(script) == ["SELECT 1", script[10:]]
+
+
+def test_a_body_left_open_runs_to_the_end_of_the_script() -> None:
+    assert sqls(ATOMIC + "SELECT 1; ") == [ATOMIC + "SELECT 1;"]
 
 
 def test_unterminated_comment_alone_is_still_a_statement() -> None:
@@ -384,20 +558,61 @@ POOL = [
     "CREATE FUNCTION h() RETURNS TABLE (a int) LANGUAGE sql BEGIN ATOMIC END",
     "CREATE OR REPLACE RULE r AS ON UPDATE TO t DO INSTEAD (UPDATE a SET x = (1); NOTIFY c)",
 ]
+# Statements of a BEGIN ATOMIC body, where END, CASE and BEGIN are not always keywords.
+BODY = [
+    "SELECT (t.end) FROM t",
+    "SELECT t.end, t . case FROM t",
+    "SELECT 1 AS case, 2 AS end",
+    "SELECT 1 end",
+    "SELECT CASE WHEN a > 0 THEN 'end;' ELSE (CASE a WHEN 1 THEN 2 END) END end",
+    "SELECT begin, atomic FROM t",
+    'INSERT INTO t ("end", "case") VALUES (1, $$;end$$)',
+    "UPDATE t SET x = 1 WHERE y = 'END' -- end;\n",
+    "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); DELETE FROM b)",
+    "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1 AS case; END",
+    "",
+]
+BODY_GAP = st.sampled_from([" ", "\n  ", " -- end;\n", " /* end; */ ", " /* a /* end; */ b */ "])
+
+
+@st.composite
+def routines(draw: st.DrawFn) -> str:
+    """A CREATE FUNCTION or PROCEDURE with a BEGIN ATOMIC body of random statements."""
+    head = draw(
+        st.sampled_from(
+            [
+                "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql",
+                "create or replace procedure p()\nlanguage sql",
+                "CREATE /* a /* b */ c */ FUNCTION g() RETURNS int LANGUAGE sql",
+            ]
+        )
+    )
+    body = "".join(
+        draw(BODY_GAP) + draw(st.sampled_from(BODY)) + ";" for _ in range(draw(st.integers(0, 4)))
+    )
+    return f"{head} BEGIN{draw(BODY_GAP)}ATOMIC{body}{draw(BODY_GAP)}END"
+
+
+# The statements of POOL that are one statement only with standard_conforming_strings on.
+ON_ONLY = ["SELECT 'it''s; fine', 'a\\'", "SELECT xe'\\'"]
 # Random contents for literals, heavy on the characters that end or escape them.
 CONTENT = st.text(st.sampled_from("a;'\"$\\/*-\nEé"), max_size=12)
 
 
 @st.composite
-def literals(draw: st.DrawFn) -> str:
-    """One string, quoted identifier, dollar-quoted string or comment with random contents."""
+def literals(draw: st.DrawFn, std: bool = True) -> str:
+    """One string, quoted identifier, dollar-quoted string or comment with random contents,
+    written for standard_conforming_strings ``std``."""
     text = draw(CONTENT)
-    kind = draw(st.sampled_from(["plain", "escape", "ident", "dollar", "comment"]))
-    if kind == "plain":
+    kind = draw(st.sampled_from(["plain", "escape", "bits", "ident", "dollar", "comment"]))
+    if kind == "plain" and std:
         return "'" + text.replace("'", "''") + "'"
-    if kind == "escape":
+    if kind in ("plain", "escape"):
         escaped = text.replace("\\", "\\\\")
-        return "E'" + escaped.replace("'", draw(st.sampled_from(["''", "\\'"]))) + "'"
+        escaped = escaped.replace("'", draw(st.sampled_from(["''", "\\'"])))
+        return ("E'" if kind == "escape" else draw(st.sampled_from(["'", "N'"]))) + escaped + "'"
+    if kind == "bits":  # PostgreSQL checks the digits later than it parses
+        return draw(st.sampled_from(["B'", "x'"])) + text.replace("'", "") + "'"
     if kind == "ident":
         return '1 AS "' + (text.replace('"', '""') or "x") + '"'
     if kind == "dollar":
@@ -412,8 +627,8 @@ def literals(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def selects(draw: st.DrawFn) -> str:
-    return "SELECT " + ", ".join(draw(st.lists(literals(), min_size=1, max_size=4)))
+def selects(draw: st.DrawFn, std: bool = True) -> str:
+    return "SELECT " + ", ".join(draw(st.lists(literals(std), min_size=1, max_size=4)))
 
 
 # What may come between statements (comments may also precede a ';').
@@ -423,9 +638,13 @@ FILLER = st.sampled_from(
 
 
 @st.composite
-def scripts(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
-    """A script, its statements, and what pglast should return for each."""
-    statements = draw(st.lists(st.sampled_from(POOL) | selects(), min_size=1, max_size=8))
+def scripts(draw: st.DrawFn, std: bool = True) -> tuple[str, list[str], list[str]]:
+    """A script, its statements, and what pglast should return for each. Without
+    ``std``, written for standard_conforming_strings off, which pglast cannot be told."""
+    pool = POOL if std else [p for p in POOL if p not in ON_ONLY]
+    statements = draw(
+        st.lists(st.sampled_from(pool) | selects(std) | routines(), min_size=1, max_size=8)
+    )
     parts = ["".join(draw(st.lists(FILLER, max_size=3)))]
     pg_texts = []
     for k, statement in enumerate(statements):
@@ -449,6 +668,17 @@ def test_split_agrees_with_postgresql_parser(case: tuple[str, list[str], list[st
     assert [s.sql for s in statements] == expected
     assert [s.start for s in statements] == [s.start for s in slices]
     assert unterminated(script) is None
+
+
+@settings(max_examples=300)
+@given(scripts(std=False))
+def test_split_with_standard_conforming_strings_off(
+    case: tuple[str, list[str], list[str]],
+) -> None:
+    script, expected, _ = case
+    statements = split_statements(script, standard_conforming_strings=False)
+    assert [s.sql for s in statements] == expected
+    assert unterminated(script, standard_conforming_strings=False) is None
 
 
 def _check_invariants(script: str) -> None:
@@ -478,6 +708,56 @@ def test_any_text_splits_without_error(text: str) -> None:
     _check_invariants(text)
     unterminated(text)
     find_meta_commands(text)
+
+
+@given(st.text(st.sampled_from("ab$1EeBX'\"-/*;()\n U&é"), max_size=60))
+def test_without_a_backslash_standard_conforming_strings_changes_nothing(text: str) -> None:
+    assert split_statements(text, standard_conforming_strings=False) == split_statements(text)
+
+
+# Pieces of SQL at which the lexer must decide something, to be joined at random.
+PIECES = [
+    *["SELECT ", "a", "1", " ", "\n", ";", "(", ")", ", ", "-", "/", "*", "\\", "=", "&"],
+    *["'x;y'", "'it''s'", "'a\\'", "'", "E'\\';'", "e'a", "B'1''", "x'1\\'", "N'\\';'"],
+    *["U&'\\'", 'U&"i"', '"q;"""', '"', "'a'\n'\\'", " -- c\n'b'", "E'\n'"],
+    *["$$;$$", "$a$ $$ $a$", "$", "$1", "a$b", "1$$", "$$", "$$x$$begin", "a$begin"],
+    *["--c;\n", "-- x", "/* c; */", "/* a /* b; */ c */", "/*", "*/", "\\i x\n", "\n\\set x\n"],
+    *["CREATE FUNCTION f() RETURNS int LANGUAGE sql ", "create or replace procedure p() "],
+    *["CREATE RULE r AS ON INSERT TO t DO ALSO ", "CREATE /* a /* b */ c */ FUNCTION "],
+    *["BEGIN", " ATOMIC ", "begin atomic ", "END", " end", "CASE ", "t.end", "AS case"],
+    *["END;", "BEGIN ATOMIC SELECT 1; END", "CREATE FUNCTION g() BEGIN ATOMIC ", 'U&"', "N'"],
+    *["SET standard_conforming_strings = off;", "SET standard_conforming_strings TO on;"],
+    *["set local standard_conforming_strings = 'of';", "RESET standard_conforming_strings;"],
+    *["RESET ALL;", "DISCARD ALL;", "SET standard_conforming_strings = $$false$$;"],
+]
+SOUP = st.lists(
+    st.sampled_from(PIECES)
+    | st.text(st.sampled_from("ab$1EeBxN'\"-/*;\\()\n\r\t\v U&é"), max_size=3),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=1000)
+@given(SOUP, st.booleans())
+def test_lexer_agrees_with_a_plain_reference(script: str, std: bool) -> None:
+    """The lexer, matching runs of text with regexes, against sql_reference, which
+    follows PostgreSQL's rules one character at a time."""
+    expected = sql_reference.lex(script, std)
+    statements, opened = split_checked(script, standard_conforming_strings=std)
+    assert [(s.start, s.end) for s in statements] == expected.statements
+    assert (opened[1] if opened else None) == expected.opened
+    meta = find_meta_commands(script, standard_conforming_strings=std)
+    assert meta == _first_on_their_lines(script, expected.backslashes)
+
+
+def _first_on_their_lines(script: str, offsets: list[int]) -> list[int]:
+    """The lines on which a character at one of the offsets comes first but for blanks."""
+    lines = set()
+    for offset in offsets:
+        line_start = max(script.rfind("\n", 0, offset), script.rfind("\r", 0, offset)) + 1
+        if not script[line_start:offset].strip(" \t"):
+            lines.add(line_col(script, offset)[0])
+    return sorted(lines)
 
 
 def _naive_line_col(text: str, offset: int) -> tuple[int, int]:
