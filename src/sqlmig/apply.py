@@ -55,6 +55,7 @@ from sqlmig.source import Migration, Script
 from sqlmig.sqlscript import (
     Statement,
     excerpt,
+    iter_statements,
     line_col,
     server_position_to_offset,
     split_statements,
@@ -296,8 +297,10 @@ class Applier:
     ) -> Iterator[Command]:
         yield BEGIN
         count = 1
+        standard_strings = self.sink.standard_strings
         for m in group:
-            for statement in split_statements(script_of(m, direction).sql):
+            script = script_of(m, direction).sql
+            for statement in iter_statements(script, standard_conforming_strings=standard_strings):
                 yield Command(statement.sql, migration=m, statement=statement)
                 count += 1
             yield self.book.done(m, direction)
@@ -312,7 +315,10 @@ class Applier:
         assert step is not None
         step.phase = Phase.MARKING
         self.sink.send([self.book.failed(m, direction)])
-        step.statements = tuple(split_statements(script.sql))
+        standard_strings = self.sink.standard_strings
+        step.statements = tuple(
+            split_statements(script.sql, standard_conforming_strings=standard_strings)
+        )
         step.phase = Phase.STATEMENTS
         guard = self.guard((m,), direction)
         for statement in step.statements:

@@ -111,6 +111,11 @@ class Sink(Protocol):
     def settle(self) -> bool:
         """Roll back a transaction a failure left open; False when the connection is gone."""
 
+    @property
+    def standard_strings(self) -> bool:
+        """Whether the session has standard_conforming_strings on, as the next script
+        will be lexed by the server."""
+
 
 class Collector:
     """A dry run's sink: keeps what would be sent, as text a person can run."""
@@ -122,6 +127,7 @@ class Collector:
         self.statements.extend(c.shown if c.shown is not None else c.sql for c in commands)
 
     gone = False
+    standard_strings = True  # PostgreSQL's default since 9.1
 
     def settle(self) -> bool:
         return True
@@ -164,6 +170,13 @@ class Executor:
     @property
     def gone(self) -> bool:
         return gone(self.conn)
+
+    @property
+    def standard_strings(self) -> bool:
+        # Reported by the server whenever it changes, so a script that turned it off
+        # is seen by the next one: no round trip.
+        info = self.conn.connection.driver_connection.info  # type: ignore[union-attr]
+        return bool(info.parameter_status("standard_conforming_strings") != "off")
 
 
 def gone(conn: Connection) -> bool:

@@ -487,6 +487,16 @@ def split_statements(script: str, *, standard_conforming_strings: bool = True) -
     return split_checked(script, standard_conforming_strings=standard_conforming_strings)[0]
 
 
+def iter_statements(
+    script: str, *, standard_conforming_strings: bool = True
+) -> Iterator[Statement]:
+    """``split_statements``, one statement at a time: a run sends a long script in
+    batches, and holds only the batch in flight, not a copy of every statement."""
+    starts, ends, _, _ = _lex(script, standard_conforming_strings)
+    for start, end in zip(starts, ends, strict=True):
+        yield Statement(script[start:end], start)
+
+
 def split_checked(
     script: str, *, standard_conforming_strings: bool = True
 ) -> tuple[list[Statement], tuple[str, int] | None]:
@@ -512,28 +522,6 @@ def control_candidates(
         if _may_be_control(script, s)
     ]
     return statements, _opened(script, opened)
-
-
-def count_statements(script: str, *, standard_conforming_strings: bool = True) -> int:
-    """``len(split_statements(script))`` without copying a statement out."""
-    return len(_lex(script, standard_conforming_strings)[0])
-
-
-def statement_groups(
-    script: str, size: int, *, standard_conforming_strings: bool = True
-) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` spans that cover the script in order, cut only where a statement
-    starts, each at least ``size`` characters long (the last holds what is left).
-
-    Every span holds at least one statement, and the spans joined are the script:
-    sent one after the other, they run exactly what the whole script would.
-    """
-    start = 0
-    for s in _lex(script, standard_conforming_strings)[0][1:]:
-        if s - start >= size:
-            yield start, s
-            start = s
-    yield start, len(script)
 
 
 def unterminated(

@@ -303,3 +303,25 @@ def test_one_migrator_used_from_two_threads_applies_each_migration_once(
     assert errors == []
     assert sorted(results) == [0, 20]
     assert set(tracking(observer).values()) == {"applied"} and len(tracking(observer)) == 20
+
+
+def test_a_script_that_turns_standard_conforming_strings_off_is_split_as_the_server_reads_it(
+    database_url: str, tmp_path: Path, observer: psycopg.Connection
+) -> None:
+    """Backslashes escape in plain strings once it is off: in the script that turned it
+    off, and in the next ones on the same session."""
+    folder = write(
+        tmp_path / "m",
+        {
+            "0001_off.up.sql": "SET standard_conforming_strings = off;\n"
+            "CREATE TABLE notes (body text);\n"
+            "INSERT INTO notes VALUES ('it\\'s; one');\n",
+            # One statement once it is off; three (the last a comment) while it is on.
+            "0002_later.up.sql": "INSERT INTO notes VALUES ('two\\'); SELECT 1; --');\n",
+        },
+    )
+    with Migrator(database_url, folder) as m:
+        m.up()
+
+    rows = observer.execute("SELECT body FROM notes ORDER BY body").fetchall()
+    assert rows == [("it's; one",), ("two'); SELECT 1; --",)]

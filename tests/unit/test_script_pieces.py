@@ -1,6 +1,6 @@
 """The lexing shortcuts behind the speed of validation and of long scripts.
 
-``statement_groups`` cuts a long script into the pieces it is sent in;
+``iter_statements`` hands a long script out a statement at a time;
 ``split_checked`` lexes once for what ``split_statements`` and ``unterminated`` say,
 ``control_candidates`` for the statements validation looks at; and
 ``transaction_control`` answers most statements from their first letters. Each must
@@ -8,8 +8,6 @@ say exactly what the slow way says.
 """
 
 from __future__ import annotations
-
-from itertools import pairwise
 
 import pglast
 import pytest
@@ -19,10 +17,9 @@ from hypothesis import strategies as st
 from sqlmig.sqlscript import (
     Statement,
     control_candidates,
-    count_statements,
+    iter_statements,
     split_checked,
     split_statements,
-    statement_groups,
     transaction_control,
     unterminated,
 )
@@ -55,23 +52,11 @@ def scripts(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=300)
-@given(scripts(), st.integers(0, 200))
-def test_groups_cover_the_script_and_cut_where_postgresql_starts_a_statement(
-    script: str, size: int
-) -> None:
-    groups = list(statement_groups(script, size))
-    starts = {s.start for s in pglast.split(script, only_slices=True)}
-
-    assert groups[0][0] == 0 and groups[-1][1] == len(script)
-    assert all(a[1] == b[0] for a, b in pairwise(groups))
-    assert all(start in starts for start, _ in groups[1:])
-    assert all(end - start >= size for start, end in groups[:-1])
-    assert all(split_statements(script[start:end]) for start, end in groups)
-
-
 @given(scripts())
-def test_a_script_shorter_than_a_group_is_one_piece(script: str) -> None:
-    assert list(statement_groups(script, len(script))) == [(0, len(script))]
+def test_iter_statements_gives_what_split_statements_gives(script: str) -> None:
+    assert list(iter_statements(script)) == split_statements(script)
+    starts = [s.start for s in pglast.split(script, only_slices=True)]
+    assert [s.start for s in iter_statements(script)] == starts
 
 
 SQLISH = st.text(st.sampled_from("ab$1Ee'\"-/*;\\()\n\r \tBCEbegin"), max_size=60)
@@ -84,12 +69,6 @@ def test_split_checked_says_what_split_statements_and_unterminated_say(text: str
 
     assert statements == split_statements(text)
     assert opened == unterminated(text)
-
-
-@settings(max_examples=500)
-@given(st.one_of(SQLISH, scripts()))
-def test_count_statements_counts_what_split_statements_returns(text: str) -> None:
-    assert count_statements(text) == len(split_statements(text))
 
 
 @settings(max_examples=500)

@@ -18,14 +18,13 @@ from hypothesis import strategies as st
 from sqlmig.sqlscript import (
     Statement,
     control_candidates,
-    count_statements,
     excerpt,
     find_meta_commands,
+    iter_statements,
     line_col,
     server_position_to_offset,
     split_checked,
     split_statements,
-    statement_groups,
     transaction_control,
     unterminated,
 )
@@ -274,10 +273,9 @@ def test_standard_conforming_strings_is_on_unless_told() -> None:
     assert sqls(script, standard_conforming_strings=True) == sqls(script)
     assert unterminated(script) == ("quoted string", script.index("'; S"))
     assert unterminated(script, standard_conforming_strings=False) is None
-    assert count_statements(script, standard_conforming_strings=False) == 2
     second = script.index("SELECT 2")
-    groups = statement_groups(script, 1, standard_conforming_strings=False)
-    assert list(groups) == [(0, second), (second, len(script))]
+    lazily = iter_statements(script, standard_conforming_strings=False)
+    assert [s.start for s in lazily] == [0, second]
     statements, opened = control_candidates(
         "SELECT 'a\\'; COMMIT", standard_conforming_strings=False
     )
