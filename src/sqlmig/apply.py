@@ -84,6 +84,7 @@ class RunResult:
     direction: str  # "up", "down" or "redo"
     migrations: tuple[MigrationResult, ...]
     lock_wait_s: float = 0.0
+    before: str | None = None  # the newest applied version when the run began
 
 
 class Phase(str, Enum):

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -23,7 +24,10 @@ from sqlmig.errors import UsageError
 
 if TYPE_CHECKING:
     from sqlmig.events import Event, MigrationDone, MigrationStarted
+    from sqlmig.fleet import Target
     from sqlmig.migrator import Migrator, RunResult
+
+FLEET_COMMANDS = ("up", "down", "redo", "status", "validate")
 
 EXIT_CODES = """\
 Exit codes: 0 success; 1 a migration or a check failed; 2 usage or configuration
@@ -41,11 +45,97 @@ app = App(
 )
 
 
+class OnError(str, Enum):
+    stop = "stop"
+    continue_ = "continue"
+
+
+@dataclass(frozen=True)
+class FleetChoice:
+    """The global options that make a command run over many targets."""
+
+    targets: str | None = None
+    databases_matching: str | None = None
+    schemas_from: str | None = None
+    schemas_matching: str | None = None
+    jobs: int = 4
+    on_error: str = "stop"
+    shard: str | None = None
+
+    @property
+    def chosen(self) -> bool:
+        return any(
+            x is not None
+            for x in (
+                self.targets,
+                self.databases_matching,
+                self.schemas_from,
+                self.schemas_matching,
+            )
+        )
+
+
 @dataclass
 class Cli(clikit.Cli):
     """The global options' state, and the Migrator sqlmig's own commands build from it."""
 
     reporter: Reporter | None = None
+    fleet: FleetChoice = FleetChoice()
+
+    def fleet_targets(self, command: str) -> list[Target] | None:
+        """The targets of a fleet, when the options name one; None for one database."""
+        if not self.fleet.chosen:
+            if self.fleet.shard is not None:
+                raise UsageError("--shard splits a fleet: give --targets or another fleet option")
+            return None
+        if command not in FLEET_COMMANDS:
+            raise UsageError(f"{command} runs on one database, not over a fleet")
+        from sqlmig.fleet import parse_shard, shard, targets_of
+
+        f = self.fleet
+        url = self.settings().database_url
+        chosen = targets_of(
+            targets_file=f.targets,
+            databases_matching_pattern=f.databases_matching,
+            schemas_sql=f.schemas_from,
+            schemas_pattern=f.schemas_matching,
+            url=url,
+            environ=os.environ,
+        )
+        assert chosen is not None
+        if f.shard is not None:
+            chosen = shard(chosen, *parse_shard(f.shard))
+        return chosen
+
+    def run_fleet(self, command: str, targets: list[Target]) -> int:
+        """Run ``command`` over the targets and render the fleet's report."""
+        from sqlmig.fleet import migrate_fleet
+        from sqlmig.render import FleetProgress, fleet_json, fleet_table
+
+        s = self.settings()
+        progress = None if self.quiet else FleetProgress(sys.stderr)
+        try:
+            result = migrate_fleet(
+                targets,
+                s.dir,
+                command=command,
+                jobs=self.fleet.jobs,
+                on_error=self.fleet.on_error,
+                budget=s.connection_budget,
+                table=s.table,
+                lock_timeout=s.lock_timeout,
+                statement_timeout=s.statement_timeout,
+                migration_lock_timeout=s.migration_lock_timeout,
+                progress=progress,
+            )
+        finally:
+            if progress is not None:
+                progress.close()
+        if self.json:
+            self.emit(fleet_json(result))
+        elif not self.quiet:
+            fleet_table(result, sys.stdout, self.color)
+        return result.exit_code
 
     def migrator(self, **options: Any) -> Migrator:
         from sqlmig.migrator import Migrator
@@ -126,7 +216,29 @@ class Reporter:
 
 def run(ctx: typer.Context, body: Callable[[Cli], int | None]) -> NoReturn:
     """:func:`sqlmig.clikit.run` for the commands here, whose bodies use the Cli above."""
-    clikit.run(ctx, body)
+
+    def checked(cli: Cli) -> int | None:
+        if cli.fleet.chosen and cli.command not in FLEET_COMMANDS:
+            raise UsageError(
+                f"{cli.command} runs on one database, not over a fleet; the fleet options "
+                f"work with {', '.join(FLEET_COMMANDS)}"
+            )
+        return body(cli)
+
+    clikit.run(ctx, checked)
+
+
+def _over_fleet(cli: Cli, command: str, **single_only: object) -> int | None:
+    """The exit code of ``command`` run over the fleet the options name; None when they
+    name none. ``single_only``: options given that only mean something for one database."""
+    targets = cli.fleet_targets(command)
+    if targets is None:
+        return None
+    given = [name for name, value in single_only.items() if value not in (None, False)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{flags}: for one database only; over a fleet {command} takes none")
+    return cli.run_fleet(command, targets)
 
 
 def _version(value: bool) -> None:
@@ -184,6 +296,39 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    targets: Annotated[
+        Path | None,
+        typer.Option(
+            help="A fleet: a TOML file of [[targets]] (name, url or url_env, schema).",
+            show_default=False,
+        ),
+    ] = None,
+    databases_matching: Annotated[
+        str | None,
+        typer.Option(help="A fleet: every database of the server matching this shell pattern."),
+    ] = None,
+    schemas_from: Annotated[
+        str | None,
+        typer.Option(help="A fleet: one tenant schema per row this SQL returns."),
+    ] = None,
+    schemas_matching: Annotated[
+        str | None,
+        typer.Option(help="A fleet: every schema of the database matching this shell pattern."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="A fleet: targets in flight at once.", min=1)] = 4,
+    on_error: Annotated[
+        OnError, typer.Option(help="A fleet: after a failure, start no target (stop) or go on.")
+    ] = OnError.stop,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="A fleet: K/N, the K-th of N stable parts of the targets.", show_default=False
+        ),
+    ] = None,
+    connection_budget: Annotated[
+        int | None,
+        typer.Option(help="A fleet: connections to one server at most (default 20).", min=2),
+    ] = None,
 ) -> None:
     color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     ctx.obj = Cli(
@@ -194,12 +339,22 @@ def main(
             "schema": schema,
             "lock_timeout": lock_timeout,
             "statement_timeout": statement_timeout,
+            "connection_budget": connection_budget,
         },
         config=config,
         format=format,
         verbose=verbose,
         quiet=quiet,
         color=color,
+        fleet=FleetChoice(
+            None if targets is None else str(targets),
+            databases_matching,
+            schemas_from,
+            schemas_matching,
+            jobs,
+            on_error.value,
+            shard,
+        ),
     )
     if verbose:
         import logging
@@ -258,6 +413,18 @@ def up(
     """Apply pending migrations, in order."""
 
     def body(cli: Cli) -> int:
+        fleet = _over_fleet(
+            cli,
+            "up",
+            to=to,
+            steps=steps,
+            dry_run=dry_run,
+            allow_out_of_order=allow_out_of_order,
+            allow_drift=allow_drift,
+            single_transaction=single_transaction,
+        )
+        if fleet is not None:
+            return fleet
         with cli.migrator(allow_out_of_order=allow_out_of_order, allow_drift=allow_drift) as m:
             if dry_run:
                 statements = m.plan(
@@ -287,6 +454,11 @@ def down(
     """Roll back applied migrations, newest first (one by default)."""
 
     def body(cli: Cli) -> int:
+        if cli.fleet.chosen and not yes:
+            raise UsageError("down over a fleet rolls back every target: pass --yes to confirm")
+        fleet = _over_fleet(cli, "down", steps=steps, to=to, all=all_, dry_run=dry_run)
+        if fleet is not None:
+            return fleet
         if sum(x is not None and x is not False for x in (steps, to, all_)) > 1:
             raise UsageError("give only one of --steps, --to and --all")
         count = None if all_ else (steps if steps is not None else (None if to else 1))
@@ -304,9 +476,21 @@ def down(
 
 
 @app.command()
-def redo(ctx: typer.Context) -> None:
+def redo(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Confirm a redo over a fleet.")] = False,
+) -> None:
     """Roll back the newest migration and apply it again."""
-    run(ctx, lambda cli: _report_run(cli, "redo", _with(cli, lambda m: m.redo())))
+
+    def body(cli: Cli) -> int:
+        if cli.fleet.chosen and not yes:
+            raise UsageError("redo over a fleet changes every target: pass --yes to confirm")
+        fleet = _over_fleet(cli, "redo")
+        if fleet is not None:
+            return fleet
+        return _report_run(cli, "redo", _with(cli, lambda m: m.redo()))
+
+    run(ctx, body)
 
 
 def _with(cli: Cli, action: Callable[[Migrator], Any]) -> Any:
@@ -329,6 +513,9 @@ def status(
     def body(cli: Cli) -> int:
         from sqlmig.render import status_json, status_table
 
+        fleet = _over_fleet(cli, "status")
+        if fleet is not None:
+            return fleet
         states = _with(cli, lambda m: m.status())
         if cli.json:
             cli.emit(status_json(states))
@@ -347,6 +534,9 @@ def validate(ctx: typer.Context) -> None:
     def body(cli: Cli) -> int:
         from sqlmig.migrator import validate_files
 
+        fleet = _over_fleet(cli, "validate")
+        if fleet is not None:
+            return fleet
         with_database = bool(cli.settings().database_url)
         if with_database:
             count = len(_with(cli, lambda m: m.validate()))

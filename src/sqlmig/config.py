@@ -31,6 +31,7 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "lock_timeout": (int, float),
     "statement_timeout": (int, float),
     "migration_lock_timeout": (int, float),
+    "connection_budget": (int,),
 }
 
 # The largest statement_timeout or lock_timeout PostgreSQL accepts: 2**31 - 1 ms.
@@ -48,6 +49,7 @@ class Settings:
     lock_timeout: float = 60.0
     statement_timeout: float | None = None
     migration_lock_timeout: float | None = None
+    connection_budget: int = 20  # a fleet's connections to one server, at most
     # The variable the config file says holds the URL, for the message when it is unset.
     database_url_env: str | None = None
     config_file: Path | None = field(default=None, compare=False)
@@ -60,12 +62,13 @@ def find_config(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and "sqlmig" in _read_toml(pyproject).get("tool", {}):
+        if pyproject.is_file() and "sqlmig" in read_toml(pyproject).get("tool", {}):
             return pyproject
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file, its problems as usage errors."""
     try:
         with path.open("rb") as handle:
             data: dict[str, Any] = tomllib.load(handle)
@@ -78,7 +81,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def read_file_settings(path: Path) -> dict[str, Any]:
     """The sqlmig table of a config file, checked key by key."""
-    data = _read_toml(path)
+    data = read_toml(path)
     table = data.get("tool", {}).get("sqlmig", {}) if path.name == "pyproject.toml" else data
     if not isinstance(table, dict):
         raise UsageError(f"{path}: [tool.sqlmig] must be a table")

@@ -32,6 +32,7 @@ from sqlmig.plan import (
     MigrationStatus,
     Plan,
     check_blockers,
+    newest_applied,
     plan_down,
     plan_up,
     statuses,
@@ -73,6 +74,7 @@ class Migrator:
         statement_timeout: float | None = None,
         allow_out_of_order: bool = False,
         allow_drift: bool = False,
+        search_path: str | None = None,
         on_event: OnEvent = ignore,
     ) -> None:
         """``lock_timeout``: seconds to wait for the migration lock (0 tries once).
@@ -80,6 +82,8 @@ class Migrator:
         ``migration_lock_timeout`` and ``statement_timeout`` (seconds) apply to the
         migrations' own session: how long DDL may wait for a table lock, and run.
         ``lock``: how runs exclude each other (default: the advisory lock ``lock_id``).
+        ``search_path``: a schema the migrations run in (one tenant's, when the same
+        files serve a schema per tenant); the session's own is put back afterwards.
         ``on_event``: called with each ``sqlmig.events`` object a run reports.
         """
         self.directory = Path(directory)
@@ -90,6 +94,7 @@ class Migrator:
             migration_lock_timeout=migration_lock_timeout,
             allow_out_of_order=allow_out_of_order,
             allow_drift=allow_drift,
+            search_path=search_path,
         )
         self.on_event = on_event
         migrations_table(table, schema)  # a bad name fails before any engine exists
@@ -190,9 +195,10 @@ class Migrator:
         """
 
         def body(run: Run, migrations: list[Migration]) -> RunResult:
-            plan = self._plan_up(run.states(migrations), target, steps)
+            states = run.states(migrations)
+            plan = self._plan_up(states, target, steps)
             done = run.apply(plan, single_transaction=single_transaction)
-            return RunResult("up", done, run.waited)
+            return RunResult("up", done, run.waited, newest_applied(states))
 
         return self._locked(body)
 
@@ -200,8 +206,9 @@ class Migrator:
         """Roll back applied migrations newest first: ``steps`` (None: all), or above ``target``."""
 
         def body(run: Run, migrations: list[Migration]) -> RunResult:
-            plan = plan_down(run.states(migrations), steps=steps, target=target)
-            return RunResult("down", run.apply(plan), run.waited)
+            states = run.states(migrations)
+            plan = plan_down(states, steps=steps, target=target)
+            return RunResult("down", run.apply(plan), run.waited, newest_applied(states))
 
         return self._locked(body)
 
@@ -209,10 +216,11 @@ class Migrator:
         """Roll back the newest applied migration and apply it again, under one lock."""
 
         def body(run: Run, migrations: list[Migration]) -> RunResult:
-            undo = plan_down(run.states(migrations), steps=1)
+            states = run.states(migrations)
+            undo = plan_down(states, steps=1)
             down = run.apply(undo)
             again = run.apply(Plan("up", undo.migrations[::-1]))
-            return RunResult("redo", down + again, run.waited)
+            return RunResult("redo", down + again, run.waited, newest_applied(states))
 
         return self._locked(body)
 

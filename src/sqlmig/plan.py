@@ -103,6 +103,12 @@ def statuses(
     return result
 
 
+def newest_applied(states: Sequence[MigrationStatus]) -> str | None:
+    """The version of the newest migration in force (applied, edited or not), if any."""
+    applied = [s for s in states if s.state in (State.APPLIED, State.CHANGED)]
+    return max(applied, key=lambda s: s.number).version if applied else None
+
+
 def _one_version(states: Sequence[MigrationStatus]) -> str:
     """The version to put in a repair command: the one listed, or a placeholder for many."""
     return states[0].version if len(states) == 1 else "VERSION"

@@ -7,6 +7,7 @@ never rename or remove them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlmig.errors import MigrationError, MigrationInterrupted, SqlmigError
 
 if TYPE_CHECKING:
+    from sqlmig.fleet import FleetResult, TargetResult
     from sqlmig.migrator import MigrationResult, RunResult
     from sqlmig.plan import MigrationStatus
     from sqlmig.tracker import AppliedMigration
@@ -226,3 +228,112 @@ def summary(command: str, run: RunResult) -> str:
     noun = "migration" if count == 1 else "migrations"
     waited = f", after waiting {run.lock_wait_s:.1f}s for the lock" if run.lock_wait_s else ""
     return f"{verb} {count} {noun} in {total} ms{waited}"
+
+
+# --- a fleet -----------------------------------------------------------------------------
+
+
+def _target_json(r: TargetResult) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "target": r.target.name,
+        "where": r.target.where,
+        "schema": r.target.schema,
+        "state": r.state.value,
+        "before": r.before,
+        "after": r.after,
+        "applied": list(r.applied),
+        "pending": r.pending,
+        "duration_ms": r.duration_ms,
+    }
+    if r.error is not None:
+        record["error"] = error_json("", r.error)["error"]
+    return record
+
+
+def fleet_json(result: FleetResult) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for r in result.results:
+        counts[r.state.value] = counts.get(r.state.value, 0) + 1
+    return {
+        "ok": result.exit_code == 0,
+        "command": result.command,
+        "exit_code": result.exit_code,
+        "interrupted": result.interrupted,
+        "duration_ms": result.duration_ms,
+        "counts": counts,
+        "targets": [_target_json(r) for r in result.results],
+    }
+
+
+def _fleet_cells(r: TargetResult) -> tuple[str, ...]:
+    from sqlmig.fleet import TargetState
+
+    outcome = r.state.value.replace("_", " ")
+    if r.state is TargetState.PENDING:
+        outcome = f"{r.pending} pending"
+    if r.error is not None:
+        first = str(r.error).splitlines()[0]
+        outcome += f": {first}"
+    return (
+        r.target.name,
+        r.before or "-",
+        r.after or "-",
+        str(len(r.applied)),
+        f"{r.duration_ms / 1000:.1f}s",
+        outcome,
+    )
+
+
+def fleet_table(result: FleetResult, out: IO[str], color: bool) -> None:
+    """A line per target, then one for the fleet; passwords never appear (names only,
+    and error texts are scrubbed where they are made)."""
+    from sqlmig.fleet import TargetState
+
+    if not result.results:
+        out.write("no target to run: the fleet options matched none\n")
+        return
+    header = ("target", "before", "after", "applied", "took", "result")
+    rows = [_fleet_cells(r) for r in result.results]
+    out.write(_text_table(header, rows, right={3, 4}, state_column=-1, color=color))
+    counts = ", ".join(
+        f"{result.count(state)} {state.value.replace('_', ' ')}"
+        for state in TargetState
+        if result.count(state)
+    )
+    stopped = f"; interrupted by {result.interrupted}" if result.interrupted else ""
+    out.write(
+        f"{len(result.results)} targets in {result.duration_ms / 1000:.1f}s: {counts}{stopped}\n"
+    )
+
+
+class FleetProgress:
+    """The fleet's progress: one line rewritten on a terminal, a line per target elsewhere."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self.started = time.monotonic()
+        self.failures = 0
+        self.drawn = False
+
+    def __call__(self, result: TargetResult, ended: int, total: int) -> None:
+        if not result.ok:
+            self.failures += 1
+        elapsed = time.monotonic() - self.started
+        if not self.live:
+            word = result.state.value.replace("_", " ")
+            self.stream.write(f"[{ended}/{total}] {result.target.name}: {word}\n")
+            self.stream.flush()
+            return
+        eta = elapsed / ended * (total - ended) if ended else 0.0
+        self.stream.write(
+            f"\r{ended}/{total} targets, {self.failures} failed, {elapsed:.0f}s elapsed, "
+            f"ETA {eta:.0f}s\x1b[K"
+        )
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

@@ -74,6 +74,7 @@ class Options:
     migration_lock_timeout: float | None = None
     allow_out_of_order: bool = False
     allow_drift: bool = False
+    search_path: str | None = None  # a tenant's schema: the one its migrations name none of
 
 
 class Run:
@@ -309,6 +310,8 @@ class Run:
             settings["lock_timeout"] = _ms(self.options.migration_lock_timeout)
         if self.options.statement_timeout is not None:
             settings["statement_timeout"] = _ms(self.options.statement_timeout)
+        if self.options.search_path is not None:
+            settings["search_path"] = quote_identifier(self.options.search_path)
         if (conn.dialect.server_version_info or (0,)) >= (14,):
             # The backend checks its client while a statement runs, so a migration
             # stops soon after its runner dies instead of running to the end.
@@ -429,6 +432,11 @@ def query_failure(
         "progress; check the role's privileges on the tracking table and its schema.",
         sqlstate_of(orig),
     )
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as PostgreSQL reads one identifier in a setting: quoted, as given."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _ms(seconds: float) -> str:
