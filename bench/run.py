@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -97,12 +98,27 @@ class Config:
     rt_ns: tuple[int, int]  # round trips: two sizes, per migration = difference / (n2 - n1)
     latency_n: int  # case 8: migrations applied through the delay proxy
     single_n: int  # case 9: migrations applied with and without --single-transaction
+    fleet: tuple[int, int, int]  # case 10: tenant schemas, migrations each, repetitions
 
 
 FULL = Config(
-    False, 5, (100, 1000), 1000, 100, (10_000, 100_000), 10_000, 50_000_000, (20, 100), 50, 1000
+    False,
+    5,
+    (100, 1000),
+    1000,
+    100,
+    (10_000, 100_000),
+    10_000,
+    50_000_000,
+    (20, 100),
+    50,
+    1000,
+    (200, 20, 3),
 )
-SMOKE = Config(True, 1, (20,), 20, 5, (100, 1_000), 1_000, 5_000_000, (10, 20), 20, 20)
+SMOKE = Config(True, 1, (20,), 20, 5, (100, 1_000), 1_000, 5_000_000, (10, 20), 20, 20, (10, 5, 1))
+FLEET_SPEEDUP = 1.6  # --jobs 4 against --jobs 1
+LOOP_SPEEDUP = 5.0  # against a shell loop of one `sqlmig up` per tenant
+FLEET_STATUS_SECONDS = 2.0
 
 
 def rotated(items: Sequence[T], shift: int) -> list[T]:
@@ -400,6 +416,18 @@ class Bench:
                 "default path (`sqlmig up`, a transaction per migration), interleaved, a fresh "
                 "database per run.",
                 self.case_single_transaction,
+            ),
+            (
+                "10",
+                f"Case 10: a fleet of {c.fleet[0]} tenant schemas x {c.fleet[1]} migrations",
+                "One database with a schema per tenant, the same files for each (their tables "
+                "land in the tenant's schema through its search_path). `sqlmig "
+                "--schemas-matching 'tenant_*' --jobs N up` against `--jobs 1`, and against a "
+                "shell loop of one `sqlmig up` process per tenant (`--schema` and a URL that "
+                "sets search_path); then `status` over the fleet. A fresh database per run. "
+                "Peak connections: sqlmig's sessions in `pg_stat_activity`, sampled every 5 ms "
+                f"during a `--jobs 4` run. Repetitions: {c.fleet[2]}.",
+                self.case_fleet,
             ),
             (
                 "rt",
@@ -852,6 +880,97 @@ class Bench:
                 Target.below(value, 1.0, "x the default's time"),
             )
         )
+
+    # --- case 10: a fleet ---------------------------------------------------------------------
+
+    def case_fleet(self, table: Table) -> None:
+        tenants, n, reps = self.config.fleet
+        directory = str(self.directory("sqlmig", n))
+        schemas = ";".join(f"CREATE SCHEMA tenant_{i:03d}" for i in range(tenants))
+
+        def fleet(url: URL, *args: str) -> tuple[list[str], dict[str, str]]:
+            env = {**self.env, "DATABASE_URL": pg.libpq(url)}
+            return [SQLMIG, "--dir", directory, "--schemas-matching", "tenant_*", *args], env
+
+        def prepared() -> contextlib.AbstractContextManager[URL]:
+            return pg.fresh_database(self.admin, setup=schemas)
+
+        names = ("--jobs 4", "--jobs 1")
+        series = {name: Series(name) for name in names}
+        for rep in range(reps):
+            for name in rotated(names, rep):
+                with prepared() as url:
+                    series[name].add(self.run(*fleet(url, *name.split(), "up")))
+                    if rep == 0 and self.tables_made(url) != tenants * n:
+                        raise RuntimeError(f"`{name} up` did not create {tenants * n} tables")
+        loop = Series("a loop of sqlmig up")
+        status = Series("status")
+        with prepared() as url:
+            start = time.perf_counter()
+            for i in range(tenants):
+                tenant = f"tenant_{i:03d}"
+                own = url.update_query_dict({"options": f"-csearch_path={tenant}"})
+                argv = [SQLMIG, "--dir", directory, "--schema", tenant, "up"]
+                self.run(argv, {**self.env, "DATABASE_URL": pg.libpq(own)})
+            loop.add(measure.Sample(time.perf_counter() - start, 0, ""))
+            for _ in range(reps):
+                status.add(self.run(*fleet(url, "status")))
+        with prepared() as url:
+            peak = self.peak_connections(url, *fleet(url, "--jobs", "4", "up"))
+        four, one = series["--jobs 4"], series["--jobs 1"]
+        table.add(Row(f"--jobs 1 up, {tenants} x {n}", one))
+        speedup = measure.ratio(one, four)
+        table.add(
+            Row(
+                f"--jobs 4 up, {tenants} x {n}",
+                four,
+                speedup,
+                "faster than --jobs 1",
+                Target.at_least(speedup, FLEET_SPEEDUP),
+                f"peak {peak} sqlmig connections (budget 20)",
+            )
+        )
+        against_loop = measure.ratio(loop, four)
+        table.add(
+            Row(
+                f"a loop of {tenants} `sqlmig up` processes",
+                loop,
+                against_loop,
+                "slower than --jobs 4",
+                Target.at_least(against_loop, LOOP_SPEEDUP),
+                "one run",
+            )
+        )
+        table.add(
+            Row(
+                f"status over {tenants} targets",
+                status,
+                target=Target.below(status.median, FLEET_STATUS_SECONDS, "s"),
+            )
+        )
+
+    def peak_connections(self, url: URL, argv: list[str], env: dict[str, str]) -> int:
+        """The most sessions sqlmig held at once while ``argv`` ran."""
+        seen = [0]
+        done = threading.Event()
+
+        def watch() -> None:
+            with psycopg.connect(pg.libpq(url), autocommit=True) as watcher:
+                while not done.is_set():
+                    row = watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sqlmig'"
+                    ).fetchone()
+                    seen[0] = max(seen[0], int(row[0]) if row else 0)
+                    time.sleep(0.005)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            self.run(argv, env)
+        finally:
+            done.set()
+            thread.join()
+        return seen[0]
 
     # --- round trips ------------------------------------------------------------------------
 

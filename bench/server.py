@@ -119,11 +119,15 @@ def on_database(admin: URL, name: str) -> URL:
 
 
 @contextlib.contextmanager
-def fresh_database(admin: URL, *, prefix: str = "bench") -> Iterator[URL]:
-    """Create a uniquely named empty database, yield its URL, then drop it."""
+def fresh_database(admin: URL, *, prefix: str = "bench", setup: str = "") -> Iterator[URL]:
+    """Create a uniquely named empty database (``setup`` run in it), yield its URL, then
+    drop it."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(libpq(admin), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+        if setup:
+            with psycopg.connect(libpq(on_database(admin, name)), autocommit=True) as inside:
+                inside.execute(setup)
         checkpoint(conn)
     try:
         yield on_database(admin, name)
