@@ -45,6 +45,7 @@ from sqlmig.events import Event, MigrationStarted
 from sqlmig.locking import MIGRATION_LOCK_ID
 from sqlmig.outcome import Outcome
 from sqlmig.plan import State, newest_applied
+from sqlmig.source import Migration
 from sqlmig.tracker import DEFAULT_TABLE, check_identifier
 
 log = logging.getLogger("sqlmig")
@@ -317,8 +318,8 @@ def migrate_fleet(
         statement_timeout,
         migration_lock_timeout,
     )
-    validate_files(options.directory)  # once for all: every target runs the same files
-    return _Fleet(targets, command, options, progress).run()
+    files = validate_files(options.directory)  # once for all: the same files everywhere
+    return _Fleet(targets, command, options, files, progress).run()
 
 
 class _Fleet:
@@ -329,9 +330,11 @@ class _Fleet:
         targets: Sequence[Target],
         command: str,
         options: FleetOptions,
+        files: list[Migration],
         progress: Progress | None,
     ) -> None:
         self.targets = list(targets)
+        self.files = files
         self.command = command
         self.options = options
         self.progress = progress
@@ -422,6 +425,7 @@ class _Fleet:
             statement_timeout=o.statement_timeout,
             migration_lock_timeout=o.migration_lock_timeout,
             on_event=self._stop_between_migrations,
+            files=self.files,
         )
         if self.command in ("status", "validate"):
             states = migrator.status() if self.command == "status" else migrator.validate()

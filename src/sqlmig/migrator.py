@@ -12,7 +12,7 @@ two threads may use one at once (each waits for the lock like another process).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 from types import EllipsisType, TracebackType
@@ -76,6 +76,7 @@ class Migrator:
         allow_drift: bool = False,
         search_path: str | None = None,
         on_event: OnEvent = ignore,
+        files: Sequence[Migration] | None = None,
     ) -> None:
         """``lock_timeout``: seconds to wait for the migration lock (0 tries once).
 
@@ -85,6 +86,8 @@ class Migrator:
         ``search_path``: a schema the migrations run in (one tenant's, when the same
         files serve a schema per tenant); the session's own is put back afterwards.
         ``on_event``: called with each ``sqlmig.events`` object a run reports.
+        ``files``: the directory's migrations, already read and checked (a fleet reads
+        the files once for all its targets).
         """
         self.directory = Path(directory)
         self.options = Options(
@@ -97,6 +100,7 @@ class Migrator:
             search_path=search_path,
         )
         self.on_event = on_event
+        self._files = None if files is None else list(files)
         migrations_table(table, schema)  # a bad name fails before any engine exists
         self._owns_engine = not isinstance(engine_or_url, Engine)
         self.engine = (
@@ -125,7 +129,7 @@ class Migrator:
 
     def migrations(self) -> list[Migration]:
         """The migration files, fully checked (names, encoding, scripts) before anything runs."""
-        return validate_files(self.directory)
+        return self._files if self._files is not None else validate_files(self.directory)
 
     def status(self) -> list[MigrationStatus]:
         """Every migration known from the files or the table, with its state. Takes no lock.
@@ -134,7 +138,8 @@ class Migrator:
         SQL: a state needs none of it, and ``validate`` and every run still check it.
         """
         rows = self._rows()
-        return statuses(load_migrations(self.directory), rows)
+        files = self._files if self._files is not None else load_migrations(self.directory)
+        return statuses(files, rows)
 
     def history(self) -> list[AppliedMigration]:
         """The tracking table's rows, newest first."""
