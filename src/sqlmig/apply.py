@@ -59,8 +59,10 @@ from sqlmig.sqlscript import (
     line_col,
     server_position_to_offset,
     split_statements,
+    transaction_control,
 )
 from sqlmig.tracker import RecordParams, Tracker, TrackerStatus, record_values
+from sqlmig.validation import ENDS, OPENS
 
 log = logging.getLogger("sqlmig")
 
@@ -107,6 +109,7 @@ class Step:
     commit_index: int | None = None  # its COMMIT's place among the group's commands
     statements: tuple[Statement, ...] = ()  # no transaction: the script, split
     committed: int = 0  # no transaction: statements that ran
+    segment: tuple[int, int] | None = None  # no transaction: its BEGIN…COMMIT in flight
 
     @property
     def migration(self) -> Migration:
@@ -322,9 +325,13 @@ class Applier:
         )
         step.phase = Phase.STATEMENTS
         guard = self.guard((m,), direction)
-        for statement in step.statements:
-            self.sink.send([Command(statement.sql, migration=m, statement=statement)], guard)
-            step.committed += 1
+        for first, stop in transaction_segments(step.statements):
+            step.segment = (first, stop) if stop - first > 1 else None
+            statements = step.statements[first:stop]
+            commands = [Command(s.sql, migration=m, statement=s) for s in statements]
+            self.sink.send(commands, guard)
+            step.committed = stop
+        step.segment = None
         step.phase = Phase.RECORDING
         self.sink.send([self.book.done(m, direction, _ms_since(start))])
         step.phase = Phase.DONE
@@ -339,8 +346,8 @@ class Applier:
         cause = Cause.STALLED if stalled else cause_of(failed.error, gone=self.sink.gone)
         m = failed.command.migration if failed.command and failed.command.migration else None
         m = m or step.migration
-        if cause is Cause.SQL and step.transactional:
-            self.sink.settle()
+        if cause is Cause.SQL and (step.transactional or step.segment is not None):
+            self.sink.settle()  # the aborted transaction rolls back
         stop = self._stop(step, cause, failed.reached, failed.command)
         if stop.outcome is Outcome.APPLIED:  # it committed before the connection went
             self._count_done(step)
@@ -379,7 +386,7 @@ class Applier:
         if step.transactional:
             return Stop(self._transaction_outcome(step, cause, reached), **common)
         if step.phase is Phase.STATEMENTS:
-            return Stop(Outcome.NEEDS_REPAIR, progress=self._progress(step), **common)
+            return Stop(Outcome.NEEDS_REPAIR, progress=self._progress(step, reached), **common)
         if step.phase is Phase.MARKING and cause is Cause.SQL:
             return Stop(Outcome.ROLLED_BACK, **common)  # the marking itself was refused
         ran = step.phase is Phase.RECORDING
@@ -400,14 +407,26 @@ class Applier:
         # Sent whole, COMMIT included, and no answer: the server may still be running it.
         return self.settle_orphan(step) or Outcome.UNCERTAIN
 
-    def _progress(self, step: Step) -> Progress:
+    def _progress(self, step: Step, reached: Reached | None = None) -> Progress:
         script = step.script()
         done = step.committed
         last = _line_of(script, step.statements[done - 1].start) if done else None
+        running_index = done + (reached.index if reached is not None else 0)
+        if step.segment is not None and reached is not None:
+            running_index = step.segment[0] + reached.index
         running = (
-            _line_of(script, step.statements[done].start) if done < len(step.statements) else None
+            _line_of(script, step.statements[running_index].start)
+            if running_index < len(step.statements)
+            else None
         )
-        return Progress(done, len(step.statements), last, running)
+        segment = None
+        if step.segment is not None:
+            first, stop = step.segment
+            segment = (
+                _line_of(script, step.statements[first].start),
+                _line_of(script, step.statements[stop - 1].end),
+            )
+        return Progress(done, len(step.statements), last, running, segment, running_index + 1)
 
     def _record_failure(self, m: Migration) -> bool:
         """Record a failed transactional migration in its own transaction, if we still can."""
@@ -516,6 +535,25 @@ class Applier:
 
     def _direction(self) -> Direction:
         return self.done[-1].direction if self.done else Direction.UP
+
+
+def transaction_segments(statements: Sequence[Statement]) -> Iterator[tuple[int, int]]:
+    """``(first, stop)`` index ranges that cover the statements in order: each
+    BEGIN … COMMIT of a no-transaction script is one range, sent together in one round
+    trip; every other statement is a range of its own (validation has refused a BEGIN
+    left open)."""
+    first: int | None = None
+    for index, statement in enumerate(statements):
+        keyword = transaction_control(statement)
+        if first is None and keyword in OPENS:
+            first = index
+        elif first is not None and keyword in ENDS:
+            yield first, index + 1
+            first = None
+        elif first is None:
+            yield index, index + 1
+    if first is not None:
+        yield first, len(statements)
 
 
 def _ms_since(start: float) -> int:

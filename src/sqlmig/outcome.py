@@ -89,6 +89,8 @@ class Progress:
     total: int
     last_line: int | None = None
     running_line: int | None = None
+    segment: tuple[int, int] | None = None  # lines of the BEGIN…COMMIT it stopped in
+    running: int | None = None  # the number of the statement that failed or was cut
 
     def committed_phrase(self) -> str:
         if self.committed == 0:
@@ -187,16 +189,24 @@ def _partial(stop: Stop) -> str:
     p = stop.progress
     if p is None:
         return "some of its statements may have been applied"
+    rolled_back = (
+        f"; the transaction it was in (lines {p.segment[0]}-{p.segment[1]}) was rolled back"
+        if p.segment is not None
+        else ""
+    )
     if stop.cause is Cause.SQL:
         if p.committed == 0:
-            return "no statement before it was applied"
-        return f"{p.committed_phrase()} (ending at line {p.last_line})"
+            return f"no statement before it was applied{rolled_back}"
+        return f"{p.committed_phrase()} (ending at line {p.last_line}){rolled_back}"
     how = (
         "was cancelled while it ran and may or may not have taken effect"
         if stop.cause is Cause.INTERRUPT
         else "was running: it may or may not have taken effect"
     )
-    return f"{p.committed_phrase()}, and statement {p.committed + 1} (line {p.running_line}) {how}"
+    if p.segment is not None:
+        how += f" (it was in the transaction of lines {p.segment[0]}-{p.segment[1]})"
+    number = p.running or p.committed + 1
+    return f"{p.committed_phrase()}, and statement {number} (line {p.running_line}) {how}"
 
 
 def _earlier(done: Sequence[MigrationResult], lead: str) -> str:

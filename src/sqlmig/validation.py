@@ -62,8 +62,9 @@ def script_problems(script: Script) -> list[FileProblem]:
     return problems
 
 
-_OPENS = ("BEGIN", "START TRANSACTION")
-_ENDS = ("COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE TRANSACTION")
+# The transaction control that opens a transaction, and what ends one.
+OPENS = ("BEGIN", "START TRANSACTION")
+ENDS = ("COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE TRANSACTION")
 
 
 def _left_open(statements: Sequence[Statement]) -> tuple[str, int] | None:
@@ -71,9 +72,9 @@ def _left_open(statements: Sequence[Statement]) -> tuple[str, int] | None:
     opened: tuple[str, int] | None = None
     for statement in statements:
         keyword = transaction_control(statement)
-        if keyword in _OPENS and opened is None:
+        if keyword in OPENS and opened is None:
             opened = (keyword, statement.start)
-        elif keyword in _ENDS:
+        elif keyword in ENDS:
             opened = None
     return opened
 

@@ -325,3 +325,59 @@ def test_a_script_that_turns_standard_conforming_strings_off_is_split_as_the_ser
 
     rows = observer.execute("SELECT body FROM notes ORDER BY body").fetchall()
     assert rows == [("it's; one",), ("two'); SELECT 1; --",)]
+
+
+# --- BEGIN … COMMIT segments of a no-transaction script ----------------------------------
+
+SEGMENTS = (
+    "-- sqlmig:no-transaction\n"
+    "CREATE TABLE a (id int);\n"
+    "BEGIN;\n"
+    "SET LOCAL lock_timeout = '5s';\n"
+    "CREATE TABLE b (setting text);\n"
+    "INSERT INTO b SELECT current_setting('lock_timeout');\n"
+    "COMMIT;\n"
+    "CREATE INDEX CONCURRENTLY a_id ON a (id);\n"
+    "BEGIN;\n"
+    "CREATE TABLE c (id int);\n"
+    "INSERT INTO c VALUES (1);\n"
+    "COMMIT;\n"
+)
+
+
+def test_a_segment_of_a_no_transaction_script_runs_as_one_transaction_in_one_round_trip(
+    database_url: str, tmp_path: Path, observer: psycopg.Connection
+) -> None:
+    folder = write(tmp_path / "m", {"0001_segments.up.sql": SEGMENTS})
+    with captured(database_url) as (proxy, capture), Migrator(proxy.url(database_url), folder) as m:
+        m.up()
+        work = next(s.connection for s in capture.sent if s.sql == "BEGIN")
+        # settings, marking, a, the first segment, the index, the second segment, record
+        assert capture.round_trips[work] == 7
+
+    assert observer.execute("SELECT setting FROM b").fetchall() == [("5s",)]  # SET LOCAL held
+    assert tables(observer) >= {"a", "b", "c"}
+    assert tracking(observer) == {"0001": "applied"}
+
+
+def test_a_failure_inside_a_segment_rolls_that_segment_back_and_names_what_committed(
+    database_url: str, tmp_path: Path, observer: psycopg.Connection
+) -> None:
+    script = SEGMENTS.replace("INSERT INTO c VALUES (1);", "INSERT INTO c SELECT * FROM nope;")
+    folder = write(tmp_path / "m", {"0001_segments.up.sql": script})
+
+    with pytest.raises(MigrationError) as caught, Migrator(database_url, folder) as m:
+        m.up()
+
+    error = caught.value
+    assert (error.outcome, error.line, error.sqlstate) == (Outcome.NEEDS_REPAIR, 11, "42P01")
+    assert (
+        "It runs outside a transaction: statements 1-7 of 11 were applied and committed "
+        "(ending at line 8); the transaction it was in (lines 9-12) was rolled back."
+    ) in str(error)
+    assert "`sqlmig repair 0001 --applied`, `--rolled-back` or `--forget`" in str(error)
+    assert {"a", "b"} <= tables(observer) and "c" not in tables(observer)
+    assert tracking(observer) == {"0001": "failed"}
+    assert observer.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'"
+    ).fetchone() == (0,)
