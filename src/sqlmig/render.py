@@ -42,6 +42,10 @@ def result_json(result: MigrationResult) -> dict[str, Any]:
         "direction": result.direction,
         "duration_ms": result.duration_ms,
         "transactional": result.transactional,
+        "notices": [
+            {"severity": n.severity, "message": n.message, "detail": n.detail, "hint": n.hint}
+            for n in result.notices
+        ],
     }
 
 

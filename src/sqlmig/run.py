@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -219,6 +219,7 @@ class Run:
             try:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
                 enable_keepalives(conn)
+                conn.connection.driver_connection.add_notice_handler(self._notice)  # type: ignore[union-attr]
                 self._restore = self._set_session(conn)
             except BaseException:
                 conn.invalidate()
@@ -368,10 +369,19 @@ class Run:
         )
         return Outcome.APPLIED if committed else Outcome.ROLLED_BACK
 
+    def _notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        """The server's WARNINGs and NOTICEs on the work connection, to the apply body."""
+        if self._applier is not None:
+            severity = diag.severity_nonlocalized or diag.severity or "NOTICE"
+            message = diag.message_primary or ""
+            self._applier.notice(severity, message, diag.message_detail, diag.message_hint)
+
     def _close_work(self) -> None:
         conn, self._work = self._work, None
         if conn is None:
             return
+        with suppress(Exception):  # the application's connection must not keep our handler
+            conn.connection.driver_connection.remove_notice_handler(self._notice)  # type: ignore[union-attr]
         try:
             # An engine sqlmig made dies with the Migrator; an application's keeps
             # its connections, which must go back as they came.

@@ -381,3 +381,67 @@ def test_a_failure_inside_a_segment_rolls_that_segment_back_and_names_what_commi
     assert observer.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'"
     ).fetchone() == (0,)
+
+
+# --- what the server says ------------------------------------------------------------------
+
+WARNS = {
+    "0001_warns.up.sql": "CREATE TABLE t (id int);\n"
+    "DO $$ BEGIN RAISE WARNING 'check the backfill of %', 't'; END $$;\n"
+    "DO $$ BEGIN RAISE NOTICE 'just so you know'; END $$;\n",
+}
+
+
+def test_server_warnings_reach_the_events_the_log_and_the_results(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from sqlmig.events import Event, ServerNotice
+
+    folder = write(tmp_path / "m", WARNS)
+    seen: list[Event] = []
+    with (
+        caplog.at_level(logging.INFO, logger="sqlmig"),
+        Migrator(database_url, folder, on_event=seen.append) as m,
+    ):
+        result = m.up()
+
+    notices = [e for e in seen if isinstance(e, ServerNotice)]
+    assert [(n.severity, n.message, n.version) for n in notices] == [
+        ("WARNING", "check the backfill of t", "0001"),
+        ("NOTICE", "just so you know", "0001"),
+    ]
+    assert result.migrations[0].notices == tuple(notices)
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if "0001: " in r.getMessage()]
+    assert logged == [
+        ("WARNING", "0001: WARNING: check the backfill of t"),
+        ("INFO", "0001: NOTICE: just so you know"),
+    ]
+
+
+def test_the_command_line_shows_warnings_and_json_carries_every_notice(
+    database_url: str, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import sys
+
+    folder = write(tmp_path / "m", WARNS)
+    script = Path(sys.executable).parent / "sqlmig"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLMIG_")}
+    env.update(DATABASE_URL=database_url, SQLMIG_DIR=str(folder))
+
+    text_run = subprocess.run([str(script), "up"], env=env, capture_output=True, text=True)
+    assert text_run.returncode == 0, text_run.stderr
+    assert "0001: WARNING: check the backfill of t\n" in text_run.stderr
+    assert "just so you know" not in text_run.stderr  # a NOTICE shows with -v only
+
+    again = WARNS["0001_warns.up.sql"].replace("TABLE t ", "TABLE t2 ")
+    write(folder, {"0002_again.up.sql": again})
+    json_run = subprocess.run(
+        [str(script), "--format", "json", "up"], env=env, capture_output=True, text=True
+    )
+    doc = json.loads(json_run.stdout)
+    assert [m["version"] for m in doc["migrations"]] == ["0002"]
+    assert [n["severity"] for n in doc["migrations"][0]["notices"]] == ["WARNING", "NOTICE"]
