@@ -186,6 +186,23 @@ class StateError(ValidationError):
         super().__init__(f"{summary}; nothing was run:{lines}\n{advice}")
 
 
+class AlreadyTrackedError(StateError):
+    """``baseline`` refused: the tracking table already records migrations.
+
+    ``table`` and ``recorded`` (how many rows) let a caller that baselines on its own
+    behalf (``alembic_compat.adopt``) say so in its own words.
+    """
+
+    def __init__(self, table: str, recorded: int, problems: list[str]) -> None:
+        self.table = table
+        self.recorded = recorded
+        super().__init__(
+            f"cannot baseline: the tracking table {table} already records migrations",
+            problems,
+            "baseline is for a database that sqlmig has never migrated.",
+        )
+
+
 class MigrationError(SqlmigError):
     """A migration's SQL failed on the server; says where, what, and what state is left.
 

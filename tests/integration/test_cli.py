@@ -505,7 +505,7 @@ def test_baseline_records_without_running(url: str, examples: Path, engine: Engi
     assert rows(engine) == [(v, "applied") for v in VERSIONS[:3]]
     assert tables(engine) == {"schema_migrations"}
     assert again.exit_code == 1
-    assert document(again.stdout)["error"]["type"] == "StateError"
+    assert document(again.stdout)["error"]["type"] == "AlreadyTrackedError"
 
 
 def test_baseline_json(url: str, examples: Path) -> None:

@@ -19,9 +19,16 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from sqlmig.errors import MigrationError, MigrationFileError, StateError, UsageError
+from sqlmig.errors import (
+    AlreadyTrackedError,
+    MigrationError,
+    MigrationFileError,
+    QueryError,
+    StateError,
+    UsageError,
+)
 from sqlmig.events import Event, MigrationStarted
-from sqlmig.migrator import Migrator
+from sqlmig.migrator import Baseline, Migrator
 from sqlmig.outcome import Outcome
 from sqlmig.plan import State
 
@@ -1003,13 +1010,31 @@ def test_baseline_records_migrations_as_applied_without_running_them(
         "0003": "pending",
         "0004": "pending",
     }
-    with pytest.raises(StateError) as caught:
+    with pytest.raises(AlreadyTrackedError) as caught:
         migrator.baseline("3")
+    assert (caught.value.table, caught.value.recorded) == ("schema_migrations", 2)
     assert str(caught.value).startswith(
         "cannot baseline: the tracking table schema_migrations already records migrations; "
         "nothing was run:\n  0001 0001_a.up.sql: applied\n  0002 0002_b.up.sql: applied\n"
     )
     assert [r.version for r in migrator.up().migrations] == ["0003", "0004"]
+
+
+def test_baseline_sends_the_callers_statements_in_the_records_transaction(
+    engine: Engine, migrations: Path
+) -> None:
+    four_tables(migrations)
+    migrator = Migrator(engine, migrations)
+    marker = text("CREATE TABLE marker (id int)")
+
+    with pytest.raises(QueryError) as caught:
+        migrator.baseline(lambda: Baseline("2", before=[marker], after=[text("SELECT 1 / 0")]))
+
+    assert caught.value.sqlstate == "22012"
+    assert tables(engine) == set()  # nor the tracking table: it commits with the records
+    assert migrator.baseline(lambda: Baseline("2", after=[marker])) == ["0001", "0002"]
+    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+    assert tables(engine) == {"schema_migrations", "marker"}
 
 
 def test_repair_refuses_an_unknown_version_or_action(engine: Engine, migrations: Path) -> None:
