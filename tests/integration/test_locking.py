@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from helpers import libpq
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
@@ -25,11 +26,6 @@ from sqlmig.locking import (
 pytestmark = pytest.mark.integration
 
 
-def libpq(url: str) -> str:
-    """A SQLAlchemy URL as a libpq one, for plain psycopg connections."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def with_application_name(url: str, name: str) -> str:
     return (
         make_url(url)
@@ -44,15 +40,6 @@ def other(database_url: str) -> Iterator[Engine]:
     eng = new_engine(database_url)
     yield eng
     eng.dispose()
-
-
-@pytest.fixture
-def observer(database_url: str) -> Iterator[psycopg.Connection]:
-    """A plain autocommit session that watches pg_stat_activity and pg_locks."""
-    with psycopg.connect(
-        libpq(database_url), autocommit=True, application_name="sqlmig-test-observer"
-    ) as conn:
-        yield conn
 
 
 def can_take(engine: Engine, lock_id: int = MIGRATION_LOCK_ID) -> bool:

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import GATE_SQL, Observer, Proc, closed_gate, observer, runner, wait_for, write
+from helpers import write
+from procs import GATE_SQL, Observer, Proc, closed_gate, observer, runner, wait_for
 
 pytestmark = pytest.mark.integration
 

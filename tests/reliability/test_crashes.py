@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import write
 from procs import (
     GATE_SQL,
     SIGNALS,
@@ -28,7 +29,6 @@ from procs import (
     observer,
     runner,
     wait_for,
-    write,
 )
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url

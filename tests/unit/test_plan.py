@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from helpers import write
 
 from sqlmig.errors import StateError, UsageError
 from sqlmig.plan import (
@@ -26,10 +27,7 @@ NO_TRANSACTION = "-- sqlmig:no-transaction\n"
 
 def load(directory: Path, files: dict[str, str]) -> list[Migration]:
     """Write the files and load them as sqlmig would."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content, encoding="utf-8")
-    return load_migrations(directory)
+    return load_migrations(write(directory, files))
 
 
 def pair(version: str, name: str, *, down: bool = True, up_prefix: str = "") -> dict[str, str]:
