@@ -329,13 +329,11 @@ def test_waiting_times_out_naming_the_holder_pid_and_application(
             assert release_lock(holder)
     finally:
         holder_engine.dispose()
-    message = str(timed_out.value)
-    assert f"pid {holder_pid} (" in message
-    assert "holder-app" in message
-    assert "within 0.5s" in message
-    assert str(MIGRATION_LOCK_ID) in message
-    assert timed_out.value.exit_code == 3
-    assert timed_out.value.timeout == 0.5
+    error = timed_out.value
+    assert (error.lock_id, error.timeout, error.exit_code) == (MIGRATION_LOCK_ID, 0.5, 3)
+    assert error.holder is not None and error.holder.startswith(f"pid {holder_pid} (")
+    assert "holder-app" in error.holder
+    assert f"within 0.5s: it is held by {error.holder}" in str(error)
     assert 0.5 <= elapsed < 2.0
     # The waiting connection was not left checked out, nor holding anything.
     assert engine.pool.checkedout() == before
