@@ -240,7 +240,7 @@ def test_another_tools_table_is_detected_and_left_untouched(engine: Engine) -> N
         "schema_migrations",
         ["version bigint", "dirty boolean"],
     )
-    assert "choose another table name with --table" in str(info.value)
+    assert "choose another table name with table=NAME." in str(info.value)
     assert info.value.exit_code == 2
     with pytest.raises(IncompatibleTableError):
         tracker.get_all()

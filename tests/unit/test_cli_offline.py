@@ -15,9 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from helpers import SENTINEL, document, invoke
 
+from alembic_compat.cli import FLAGS as ALEMBIC_FLAGS
 from sqlmig import __version__
+from sqlmig.clikit import FLAGS, in_flags
+from sqlmig.errors import StateError, UsageError
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
@@ -340,11 +344,41 @@ def test_repair_needs_exactly_one_action(flags: list[str]) -> None:
 
 def test_a_missing_migrations_directory_is_a_usage_error(tmp_path: Path) -> None:
     result = invoke("--dir", "nowhere", "validate")
+    as_json = invoke("--dir", "nowhere", "--format", "json", "validate")
 
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: migrations directory nowhere does not exist; create it or pass --dir\n"
+        "error: migrations directory nowhere does not exist; create it or pass --dir DIR\n"
     )
+    assert document(as_json.stdout)["error"]["message"] == result.stderr[7:-1]
+
+
+# --- library options as flags -----------------------------------------------------
+
+
+def test_an_error_shows_the_flags_where_the_library_names_its_options() -> None:
+    drift = StateError("drifted", ["0001 a"], "Pass allow_drift=True.", options=("allow_drift",))
+    named = UsageError("pass directory=DIR; table=NAME is not named", options=("directory",))
+    quoting = UsageError("UPDATE t SET target=5, allow_drift=True")  # names no option
+
+    assert in_flags(drift) == "drifted; nothing was run:\n  0001 a\nPass --allow-drift."
+    assert in_flags(named) == "pass --dir DIR; table=NAME is not named"
+    assert in_flags(quoting) == str(quoting)
+
+
+def flags_of(app: typer.Typer) -> set[str]:
+    group = typer.main.get_command(app)
+    commands = [group, *getattr(group, "commands", {}).values()]
+    return {flag for command in commands for param in command.params for flag in param.opts}
+
+
+def test_every_flag_the_library_options_map_to_is_a_flag_of_the_command_line() -> None:
+    from alembic_compat.cli import app as alembic_app
+    from sqlmig.cli import app
+
+    assert set(FLAGS.values()) <= flags_of(app)
+    # The alembic commands run under sqlmig's global options.
+    assert set(ALEMBIC_FLAGS.values()) <= flags_of(app) | flags_of(alembic_app)
 
 
 # --- exit 4 without a server ------------------------------------------------------
@@ -575,7 +609,7 @@ def test_new_with_a_file_as_directory_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: cannot create the migrations directory migrations: File exists; "
-        "pass --dir with a directory\n"
+        "pass another one as --dir DIR\n"
     )
     assert (tmp_path / "migrations").read_text() == "not a folder\n"
 

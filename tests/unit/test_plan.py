@@ -206,7 +206,7 @@ def test_changed_and_missing_files_block_unless_drift_is_allowed(tmp_path: Path)
         "  0002 0002_b.up.sql: file is gone\n"
         "Restore the files as they were applied; if an edit was intentional, "
         "`sqlmig repair VERSION --checksum`; if a migration was removed on purpose, drop "
-        "its record with `sqlmig repair VERSION --forget`; to run anyway pass --allow-drift."
+        "its record with `sqlmig repair VERSION --forget`; to run anyway pass allow_drift=True."
     )
     check_blockers(found, allow_drift=True)
 
@@ -284,7 +284,7 @@ def test_up_to_a_target_is_inclusive_and_steps_limit_the_count(four: list[Migrat
     [
         ({"target": "5"}, "target version 5 is not a known migration; see `sqlmig status`"),
         ({"target": "v2"}, "target version 'v2' is not a version (digits only)"),
-        ({"steps": -1}, "--steps must be 0 or more, not -1"),
+        ({"steps": -1}, "steps=-1: the number of steps must be 0 or more"),
     ],
 )
 def test_up_refuses_an_unknown_target_or_negative_steps(
@@ -305,7 +305,7 @@ def test_up_refuses_pending_migrations_older_than_the_newest_applied(
 
     assert caught.value.problems == ["0002 0002_b.up.sql: pending"]
     assert "older than the newest applied one (3)" in str(caught.value)
-    assert "then run with --allow-out-of-order." in str(caught.value)
+    assert "then run with allow_out_of_order=True." in str(caught.value)
     assert versions(plan_up(found, allow_out_of_order=True)) == ["0002", "0004"]
     # Only what would run counts: stopping below the gap is not out of order ...
     assert versions(plan_up(found, target="1")) == []
@@ -393,7 +393,7 @@ def test_down_refuses_when_a_chosen_migration_has_no_down_script(tmp_path: Path)
     [
         ({"target": "7"}, "target version 7 is not a known migration; see `sqlmig status`"),
         ({"target": "x"}, "target version 'x' is not a version (digits only)"),
-        ({"steps": -2}, "--steps must be 0 or more, not -2"),
+        ({"steps": -2}, "steps=-2: the number of steps must be 0 or more"),
     ],
 )
 def test_down_refuses_an_unknown_target_or_negative_steps(
