@@ -10,13 +10,15 @@ their exit code. This module imports Alembic only inside the commands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from alembic_compat.errors import require_alembic
-from sqlmig.clikit import Cli, run
+from sqlmig import clikit
+from sqlmig.clikit import Cli
 from sqlmig.cliparams import App
 
 if TYPE_CHECKING:
@@ -32,6 +34,20 @@ app = App(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+FLAGS = {
+    **clikit.FLAGS,
+    "alembic_ini": "--config",
+    "skip_unrenderable": "--skip-unrenderable",
+    "path": "--metadata",  # load_metadata's
+}
+"""sqlmig's flags and these commands': the library options their errors name."""
+
+
+def run(ctx: typer.Context, body: Callable[[Cli], int | None]) -> NoReturn:
+    """:func:`sqlmig.clikit.run`, its errors worded with these commands' flags too."""
+    clikit.run(ctx, body, flags=FLAGS)
+
 
 MetadataOption = Annotated[
     str,

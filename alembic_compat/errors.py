@@ -82,6 +82,8 @@ class RenderFailure:
 class UnrenderableError(ValidationError):
     """Revisions could not be rendered offline; nothing was written."""
 
+    options = ("skip_unrenderable",)
+
     def __init__(self, failures: list[RenderFailure]) -> None:
         self.failures = failures
         self.problems = [str(f) for f in failures]
@@ -92,7 +94,7 @@ class UnrenderableError(ValidationError):
             f"nothing was written:{lines}\n"
             "Offline rendering has no database to read from: a revision that queries "
             "it (op.get_bind().execute(...) results, inspect(bind)) cannot be turned "
-            "into SQL. Rewrite it as plain SQL (op.execute), or pass --skip-unrenderable "
+            "into SQL. Rewrite it as plain SQL (op.execute), or pass skip_unrenderable=True "
             "to write the others and the listed versions by hand."
         )
 
@@ -108,6 +110,8 @@ class AdoptError(ValidationError):
 
 class MetadataLoadError(UsageError):
     """A ``package.module:attribute`` path that does not lead to a MetaData."""
+
+    options = ("path",)  # load_metadata's; the command line's --metadata
 
 
 class PendingMigrationsError(ValidationError):

@@ -189,8 +189,9 @@ def load_config(alembic_ini: str | PathLike[str]) -> Config:
     path = Path(alembic_ini)
     if not path.is_file():
         raise AlembicConfigError(
-            f"Alembic configuration {path} not found; pass --config with the path of "
-            "the project's alembic.ini"
+            f"Alembic configuration {path} not found; pass the path of the project's "
+            "alembic.ini as alembic_ini=PATH",
+            options=("alembic_ini",),
         )
     return Config(str(path))
 

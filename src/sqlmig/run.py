@@ -398,16 +398,18 @@ class Run:
 
 
 def refuse_no_transaction(plan: Plan) -> None:
-    """--single-transaction cannot hold a migration that must run outside one."""
+    """One transaction for the whole plan cannot hold a migration that must run
+    outside one."""
     direction = Direction(plan.direction)
     outside = [m for m in plan.migrations if not script_of(m, direction).transactional]
     if outside:
         raise UsageError(
-            "--single-transaction runs every pending migration in one transaction, but "
+            "single_transaction=True runs every pending migration in one transaction, but "
             + ", ".join(f"{m.version} ({script_of(m, direction).path})" for m in outside)
             + " must run outside a transaction (-- sqlmig:no-transaction); nothing was run. "
-            "Run without --single-transaction, or apply up to the migration before it first "
-            "(--to VERSION)."
+            "Run without single_transaction=True, or apply up to the migration before it "
+            "first (target=VERSION).",
+            options=("single_transaction", "target"),
         )
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pgserver
 import psycopg
 import pytest
+from helpers import libpq, tables, tracking, write
 from sqlalchemy.engine import make_url
 from wire import captured
 
@@ -22,36 +22,6 @@ from sqlmig.outcome import Outcome
 pytestmark = pytest.mark.integration
 
 PSQL = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
-
-
-def write(directory: Path, files: Mapping[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content, encoding="utf-8")
-    return directory
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def observer(database_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
-        yield conn
-
-
-def tracking(observer: psycopg.Connection) -> dict[str, str]:
-    exists = observer.execute("SELECT to_regclass('schema_migrations')").fetchone()
-    if exists is None or exists[0] is None:
-        return {}
-    rows = observer.execute("SELECT version, status FROM schema_migrations ORDER BY 1")
-    return {str(v): str(s) for v, s in rows}
-
-
-def tables(observer: psycopg.Connection) -> set[str]:
-    rows = observer.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    return {str(t) for (t,) in rows}
 
 
 # --- SQL errors are the migration's, wherever they happen ---------------------------------
@@ -264,8 +234,9 @@ def test_single_transaction_refuses_a_migration_that_runs_outside_one(
         m.up(single_transaction=True)
 
     assert caught.value.exit_code == 2
+    assert caught.value.options == ("single_transaction", "target")
     assert str(caught.value).startswith(
-        "--single-transaction runs every pending migration in one transaction, but 0002 ("
+        "single_transaction=True runs every pending migration in one transaction, but 0002 ("
     )
     assert "must run outside a transaction (-- sqlmig:no-transaction); nothing was run." in str(
         caught.value
