@@ -447,12 +447,12 @@ class HeldLease(HeldLock):
                 now = self.lease.state(self.connection).holder
         except LOST:
             raise self.lost() from None
-        by = f"taken over by {now}" if now is not None else "removed (released by force)"
+        by = f"taken over by {now}" if now is not None else "removed"
         raise LockLostError(
             f"the migration lease of this run ({self.owner.run_id}, {self.lease.lock}) was "
             f"{by}, so no further migration was started. Its heartbeat had stopped renewing "
             f"it for longer than its time to live ({self.lease.ttl:g}s), or `sqlmig lock "
-            "release --force` removed it. Run `sqlmig status` to see the state, then run again."
+            "release` removed it. Run `sqlmig status` to see the state, then run again."
         )
 
 

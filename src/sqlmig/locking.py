@@ -370,7 +370,7 @@ def release(
         return LockRelease(state, "none")
     if holder.expired:
         if strategy.remove(conn, holder):
-            log.warning("removed the expired migration lease of %s", holder)
+            log.info("removed the expired migration lease of %s", holder)
             return LockRelease(state, "deleted")
         raise LockHeldError(
             f"the {state.lock} was renewed or taken over while it was being released; "
@@ -395,7 +395,7 @@ def release(
         log.info("the holder of the %s let go of it meanwhile", state.lock)
         return LockRelease(state, "none")
     action = "deleted" if strategy.name == "table" else "terminated"
-    log.warning("%s the holder of the %s: %s", action, state.lock, holder)
+    log.info("%s the holder of the %s: %s", action, state.lock, holder)
     return LockRelease(state, action)
 
 
