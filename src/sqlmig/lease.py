@@ -103,7 +103,7 @@ def lease_table(table: str = DEFAULT_TABLE, schema: str | None = None) -> Table:
     return Table(
         lock_table_name(table),
         MetaData(),
-        Column("lock_id", BigInteger, primary_key=True),
+        Column("lock_id", BigInteger, primary_key=True, autoincrement=False),
         Column("run_id", Text, nullable=False),
         Column("host", Text, nullable=False),
         Column("pid", Integer, nullable=False),

@@ -53,7 +53,8 @@ def test_the_lease_table_sits_next_to_the_tracking_table_with_its_columns(
     observer.execute("CREATE SCHEMA ops")
     with LeaseLock("deploys", "ops").hold(engine, timeout=0):
         columns = observer.execute(
-            "SELECT column_name, data_type FROM information_schema.columns"
+            "SELECT column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns"
             " WHERE table_schema = 'ops' AND table_name = 'deploys_lock' ORDER BY ordinal_position"
         ).fetchall()
         (run_id, pid, _, _) = observer.execute(
@@ -61,14 +62,14 @@ def test_the_lease_table_sits_next_to_the_tracking_table_with_its_columns(
         ).fetchone()
 
     assert columns == [
-        ("lock_id", "bigint"),
-        ("run_id", "text"),
-        ("host", "text"),
-        ("pid", "integer"),
-        ("application", "text"),
-        ("acquired_at", "timestamp with time zone"),
-        ("heartbeat_at", "timestamp with time zone"),
-        ("expires_at", "timestamp with time zone"),
+        ("lock_id", "bigint", "NO", None),
+        ("run_id", "text", "NO", None),
+        ("host", "text", "NO", None),
+        ("pid", "integer", "NO", None),
+        ("application", "text", "NO", None),
+        ("acquired_at", "timestamp with time zone", "NO", None),
+        ("heartbeat_at", "timestamp with time zone", "NO", None),
+        ("expires_at", "timestamp with time zone", "NO", None),
     ]
     assert len(run_id) == 16
     assert pid == os.getpid()
