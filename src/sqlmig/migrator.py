@@ -1,8 +1,9 @@
 """The Migrator: brings a database to the wanted version, exactly once, under the lock.
 
 The one object an application needs. Given an Engine it uses it as it is (never
-disposes it, never changes its pool, holds at most two connections: lock and work);
-given a URL it makes its own small engine and disposes it when closed.
+disposes it, never changes its pool, holds at most two connections: lock and work,
+and a third for a lease's heartbeat); given a URL it makes its own small engine and
+disposes it when closed.
 
 Each call builds a :class:`sqlmig.run.Run`, which owns the lock, the work connection
 and the apply body for that call only: a Migrator keeps nothing between calls, so
