@@ -17,7 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from procs import GATE_SQL, Observer, Proc, closed_gate, observer, runner, wait_for, write
+from procs import (
+    GATE_SQL,
+    SIGNALS,
+    Observer,
+    Proc,
+    closed_gate,
+    observer,
+    runner,
+    wait_for,
+    write,
+)
 from sqlalchemy import create_engine
 from test_concurrency import COUNT, VERSIONS, assert_each_applied_exactly_once, fifty_migrations
 
@@ -172,7 +182,69 @@ def test_the_advisory_lock_through_pgbouncer_is_refused_before_anything_runs(
     assert db.tracking() == ALL
 
 
+SIX = {
+    f"000{n}_s{n}.up.sql": f"CREATE TABLE s{n} (id int);\nSELECT pg_sleep(0.05);\n"
+    for n in range(1, 7)
+} | {f"000{n}_s{n}.down.sql": f"DROP TABLE s{n};\nSELECT pg_sleep(0.05);\n" for n in range(1, 7)}
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_through_pgbouncer_up_and_down_racing_end_in_one_of_the_serial_orders(
+    pooled_url: str, tmp_path: Path, db: Observer, attempt: int
+) -> None:
+    write(tmp_path / "migrations", SIX)
+    with runner(pooled_url, tmp_path) as r:
+        assert r.run(*TABLE, "up", "--to", "0004").returncode == 0
+        up, down = r.start_together(
+            [[*TABLE, "--format", "json", "up"], [*TABLE, "--format", "json", "down"]]
+        )
+        ran_up, ran_down = up.wait(), down.wait()
+
+    assert (ran_up.returncode, ran_down.returncode) == (0, 0), ran_up.stderr + ran_down.stderr
+    did_up = [m["version"] for m in ran_up.json()["migrations"]]
+    did_down = [m["version"] for m in ran_down.json()["migrations"]]
+    up_first = (did_up, did_down) == (["0005", "0006"], ["0006"])
+    down_first = (did_up, did_down) == (["0004", "0005", "0006"], ["0004"])
+    assert up_first or down_first, (did_up, did_down)
+    state = db.tracking()
+    applied = {f"s{int(v)}" for v, status in state.items() if status == "applied"}
+    assert db.tables() == applied | {"schema_migrations", "schema_migrations_lock", "ledger"}
+    assert lease(db) is None
+
+
 # --- crashes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_through_pgbouncer_a_signal_rolls_the_migration_back_and_releases_the_lease(
+    pooled_url: str, database_url: str, tmp_path: Path, db: Observer, name: str
+) -> None:
+    write(tmp_path / "migrations", THREE)
+    with runner(pooled_url, tmp_path) as r, closed_gate(database_url) as gate:
+        up = r.start(*TABLE, "-q", "--format", "json", "up")
+        wait_for(db.waiting_at_gate, "the run to be in the middle of 0002")
+        assert lease(db) is not None
+        up.signal(SIGNALS[name])
+        stopped = up.wait(30)
+        after = (db.tracking(), db.tables(), lease(db))
+        gate.open()
+        fresh = r.run(*TABLE, "up")
+
+    assert stopped.returncode == 130, stopped.stderr
+    error = stopped.json()["error"]
+    assert (error["type"], error["version"], error["outcome"], error["signal"]) == (
+        "MigrationInterrupted",
+        "0002",
+        "rolled_back",
+        name,
+    )
+    assert after == (
+        {"0001": "applied"},
+        {"schema_migrations", "schema_migrations_lock", "ledger", "a"},
+        None,
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert db.tracking() == ALL
 
 
 def test_a_sigkilled_holders_lease_is_taken_over_within_its_ttl_and_the_takeover_logged(
