@@ -227,6 +227,10 @@ class LeaseLock:
                 row = self._try(conn, owner)
             behind_pooler(conn, row.backend)
             holder = None if row.run_id is None else _holder(row)
+            if not row.won and holder is None:
+                # Another run inserted it while this statement ran: ask who.
+                with guard(watchdog, conn):
+                    holder = self.state(conn).holder
             if row.won:
                 if holder is not None:
                     log.warning("took over the expired migration lease of %s", holder)

@@ -63,22 +63,29 @@ _PID = text("SELECT pg_backend_pid()")
 _UNLOCK = text("SELECT pg_advisory_unlock(:id)")
 # A bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low 32
 # bits) and objsubid 1.
-_HOLDING = """
+_HOLDER = text(
+    """
+    SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr,
+           a.backend_start, a.state, a.pid = pg_backend_pid() AS own
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
       AND l.classid::bigint = :hi AND l.objid::bigint = :lo
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-"""
-_HOLDER = text(
-    "SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr,"
-    " a.backend_start, a.state, a.pid = pg_backend_pid() AS own" + _HOLDING + "LIMIT 1"
+    LIMIT 1
+    """
 )
-# Never this command's own session: through a transaction pooler, the statement may
-# run on the very backend that holds the lock.
+# The holder found by _HOLDER, if it still holds the lock; never this command's own
+# session: through a transaction pooler, the statement may run on the very backend
+# that holds the lock.
 _TERMINATE = text(
-    "SELECT pg_terminate_backend(a.pid)"
-    + _HOLDING
-    + "AND a.pid = :pid AND a.backend_start = :since AND a.pid <> pg_backend_pid()"
+    """
+    SELECT pg_terminate_backend(a.pid)
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.classid::bigint = :hi AND l.objid::bigint = :lo
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND a.pid = :pid AND a.backend_start = :since AND a.pid <> pg_backend_pid()
+    """
 )
 
 

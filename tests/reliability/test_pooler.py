@@ -100,7 +100,7 @@ def test_eight_simultaneous_table_ups_through_pgbouncer_apply_every_migration_ex
         waiting = wait_for(
             lambda: reporting_wait(procs, 7), "seven runs to report that they wait for the lease"
         )
-        assert lease(db) == holder
+        assert lease(db)["run_id"] == holder["run_id"]
         gate.open()
         done = [p.wait(120) for p in procs]
 
@@ -272,7 +272,9 @@ def test_a_sigkilled_holders_lease_is_taken_over_within_its_ttl_and_the_takeover
         took = time.monotonic() - killed_at
         done = second.wait(60)
 
-    assert took <= ttl + MAX_POLL + 0.5, took
+    # Expired at most ttl after the kill, then found by the next poll; the rest is the
+    # time to start the second run's try and to see it from here, on a busy machine.
+    assert took <= ttl + MAX_POLL + 1.0, took
     assert taken["pid"] == second.pid
     assert done.returncode == 0, done.stderr
     assert f"took over the expired migration lease of run {held['run_id']} (host " in done.stderr
