@@ -25,6 +25,7 @@ from sqlmig.errors import UsageError
 if TYPE_CHECKING:
     from sqlmig.events import Event, MigrationDone, MigrationStarted
     from sqlmig.fleet import Target
+    from sqlmig.locking import LockState
     from sqlmig.migrator import Migrator, RunResult
 
 FLEET_COMMANDS = ("up", "down", "redo", "status", "validate")
@@ -32,8 +33,14 @@ FLEET_COMMANDS = ("up", "down", "redo", "status", "validate")
 EXIT_CODES = """\
 Exit codes: 0 success; 1 a migration or a check failed; 2 usage or configuration
 error; 3 the migration lock was not acquired within --lock-timeout; 4 the database
-could not be reached; 130 interrupted.
+could not be reached, or the lock was lost; 130 interrupted.
 """
+
+
+class LockStrategyName(str, Enum):
+    advisory = "advisory"
+    table = "table"
+
 
 app = App(
     name="sqlmig",
@@ -150,6 +157,9 @@ class Cli(clikit.Cli):
             lock_timeout=s.lock_timeout,
             statement_timeout=s.statement_timeout,
             migration_lock_timeout=s.migration_lock_timeout,
+            lock_strategy=s.lock_strategy,
+            lock_ttl=s.lock_ttl,
+            lock_heartbeat=s.lock_heartbeat,
             on_event=self._event,
             **options,
         )
@@ -286,6 +296,27 @@ def main(
     statement_timeout: Annotated[
         float | None, typer.Option(help="Seconds any one migration statement may run.", min=0)
     ] = None,
+    lock_strategy: Annotated[
+        LockStrategyName | None,
+        typer.Option(
+            help="How runs exclude each other: a session advisory lock (default), or a "
+            "lease in the table <table>_lock (through a transaction pooler).",
+            show_default=False,
+        ),
+    ] = None,
+    lock_ttl: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a lease lives after its last renewal (default 60).",
+            show_default=False,
+        ),
+    ] = None,
+    lock_heartbeat: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between two renewals of a lease (default 10).", show_default=False
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -345,6 +376,9 @@ def main(
             "lock_timeout": lock_timeout,
             "statement_timeout": statement_timeout,
             "connection_budget": connection_budget,
+            "lock_strategy": lock_strategy.value if lock_strategy else None,
+            "lock_ttl": lock_ttl,
+            "lock_heartbeat": lock_heartbeat,
         },
         config=config,
         format=format,
@@ -670,6 +704,71 @@ def new(
     run(ctx, body)
 
 
+lock_app = App(
+    name="lock",
+    help="Who holds the migration lock, and freeing it when its run is gone.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(lock_app, name="lock")
+
+
+@lock_app.command("status")
+def lock_status(ctx: typer.Context) -> None:
+    """The lock strategy, and who holds the lock: exit 0 when free, 1 when held."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.render import lock_state_json, lock_state_text
+
+        cli.command = "lock status"
+        state = _with(cli, lambda m: m.lock_status())
+        if cli.json:
+            cli.emit(lock_state_json(state))
+        else:
+            cli.out(lock_state_text(state))
+        return 1 if state.held else 0
+
+    run(ctx, body)
+
+
+@lock_app.command("release")
+def lock_release(
+    ctx: typer.Context,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also remove a live lease, or terminate the session holding the advisory lock.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Free the lock of a run that is gone: an expired lease at once, anything else
+    with --force."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.render import lock_question, lock_release_json, lock_release_text
+
+        cli.command = "lock release"
+
+        def confirm(state: LockState) -> bool:
+            if yes:
+                return True
+            if not sys.stdin.isatty():
+                raise UsageError(f"{lock_question(state)} Pass --yes to confirm.")
+            return typer.confirm(lock_question(state), err=True)
+
+        released = _with(cli, lambda m: m.release_lock(force=force, confirm=confirm))
+        if cli.json:
+            cli.emit(lock_release_json(released))
+        else:
+            cli.out(lock_release_text(released))
+        return 0
+
+    run(ctx, body)
+
+
 # `sqlmig alembic ...` lives in the alembic_compat package (extra `sqlmig[alembic]`),
 # found through its entry point only when typed: `sqlmig --help` reads no package
 # metadata and imports neither Alembic nor SQLAlchemy.
@@ -717,4 +816,5 @@ def _wants_json(args: list[str]) -> bool:
 def _command_of(args: list[str]) -> str:
     """The command the arguments name, or "" when they name none."""
     names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
-    return next((a for a in args if a in names), "")
+    groups = {g.name for g in app.registered_groups if g.name}
+    return next((a for a in args if a in names | groups), "")

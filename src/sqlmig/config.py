@@ -32,7 +32,12 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "statement_timeout": (int, float),
     "migration_lock_timeout": (int, float),
     "connection_budget": (int,),
+    "lock_strategy": (str,),
+    "lock_ttl": (int, float),
+    "lock_heartbeat": (int, float),
 }
+
+LOCK_STRATEGIES = ("advisory", "table")
 
 # The largest statement_timeout or lock_timeout PostgreSQL accepts: 2**31 - 1 ms.
 _MAX_SERVER_TIMEOUT = 2147483.647
@@ -50,6 +55,10 @@ class Settings:
     statement_timeout: float | None = None
     migration_lock_timeout: float | None = None
     connection_budget: int = 20  # a fleet's connections to one server, at most
+    lock_strategy: str = "advisory"
+    # The lease's time to live and heartbeat (--lock-strategy table), as sqlmig.lease's.
+    lock_ttl: float = 60.0
+    lock_heartbeat: float = 10.0
     # The variable the config file says holds the URL, for the message when it is unset.
     database_url_env: str | None = None
     config_file: Path | None = field(default=None, compare=False)
@@ -119,10 +128,10 @@ def resolve(
         from_env["database_url"] = url
     if env.get("SQLMIG_DIR"):
         from_env["dir"] = env["SQLMIG_DIR"]
-    for key in ("table", "schema"):
+    for key in ("table", "schema", "lock_strategy"):
         if env.get(f"SQLMIG_{key.upper()}"):
             from_env[key] = env[f"SQLMIG_{key.upper()}"]
-    for key in ("lock_timeout", "statement_timeout"):
+    for key in ("lock_timeout", "statement_timeout", "lock_ttl", "lock_heartbeat"):
         raw = env.get(f"SQLMIG_{key.upper()}")
         if raw:
             from_env[key] = _number(f"SQLMIG_{key.upper()}", raw)
@@ -140,6 +149,7 @@ def resolve(
     known = {f.name for f in fields(Settings)}
     settings = Settings(**{k: v for k, v in merged.items() if k in known}, config_file=path)
     _check_names(settings, given, from_env)
+    _check_lock(settings)
     for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout"):
         value = getattr(settings, key)
         if value is not None and value < 0:
@@ -170,6 +180,30 @@ def _check_names(settings: Settings, given: Mapping[str, Any], from_env: Mapping
         else:
             origin = str(settings.config_file)
         check_identifier(key, value, f" (from {origin})")
+
+
+def _check_lock(settings: Settings) -> None:
+    """Refuse an unknown lock strategy, or a lease that would lapse between renewals."""
+    if settings.lock_strategy not in LOCK_STRATEGIES:
+        raise UsageError(
+            f"lock-strategy must be one of {', '.join(LOCK_STRATEGIES)}, "
+            f"not {settings.lock_strategy!r}"
+        )
+    check_lease_timing(settings.lock_ttl, settings.lock_heartbeat)
+
+
+def check_lease_timing(ttl: float, heartbeat: float) -> None:
+    """A lease must outlive the time between two of its renewals."""
+    if not ttl > 0 or not heartbeat > 0:
+        raise UsageError(
+            f"lock-ttl and lock-heartbeat must be more than 0 seconds, not {ttl:g} and "
+            f"{heartbeat:g}"
+        )
+    if heartbeat >= ttl:
+        raise UsageError(
+            f"lock-heartbeat ({heartbeat:g}s) must be less than lock-ttl ({ttl:g}s): a "
+            "lease renewed less often than it expires is lost between two renewals"
+        )
 
 
 def _number(name: str, raw: str) -> float:

@@ -1,8 +1,9 @@
 """The Migrator: brings a database to the wanted version, exactly once, under the lock.
 
 The one object an application needs. Given an Engine it uses it as it is (never
-disposes it, never changes its pool, holds at most two connections: lock and work);
-given a URL it makes its own small engine and disposes it when closed.
+disposes it, never changes its pool, holds at most two connections: lock and work,
+and a third for a lease's heartbeat); given a URL it makes its own small engine and
+disposes it when closed.
 
 Each call builds a :class:`sqlmig.run.Run`, which owns the lock, the work connection
 and the apply body for that call only: a Migrator keeps nothing between calls, so
@@ -19,16 +20,24 @@ from pathlib import Path
 from types import EllipsisType, TracebackType
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 from sqlmig.apply import Applier, Bookkeeping, MigrationResult, RunResult
-from sqlmig.database import connect, new_engine
+from sqlmig.database import autocommit, connect, new_engine
 from sqlmig.errors import AlreadyTrackedError, MigrationInterrupted, UsageError
 from sqlmig.events import OnEvent, ignore
-from sqlmig.locking import MIGRATION_LOCK_ID, AdvisoryLock, LockStrategy
+from sqlmig.lease import DEFAULT_HEARTBEAT, DEFAULT_TTL, LeaseLock
+from sqlmig.locking import (
+    MIGRATION_LOCK_ID,
+    AdvisoryLock,
+    LockRelease,
+    LockState,
+    LockStrategy,
+    release,
+)
 from sqlmig.outcome import Direction
 from sqlmig.plan import (
     MigrationStatus,
@@ -49,12 +58,16 @@ T = TypeVar("T")
 
 __all__ = [
     "Baseline",
+    "LockRelease",
+    "LockState",
     "MigrationResult",
     "Migrator",
     "RepairAction",
     "RunResult",
     "validate_files",
 ]
+
+STRATEGIES = ("advisory", "table")
 
 
 class RepairAction(str, enum.Enum):
@@ -94,6 +107,9 @@ class Migrator:
         lock_timeout: float = 60.0,
         lock_id: int = MIGRATION_LOCK_ID,
         lock: LockStrategy | None = None,
+        lock_strategy: str | None = None,
+        lock_ttl: float = DEFAULT_TTL,
+        lock_heartbeat: float = DEFAULT_HEARTBEAT,
         migration_lock_timeout: float | None = None,
         statement_timeout: float | None = None,
         allow_out_of_order: bool = False,
@@ -106,7 +122,11 @@ class Migrator:
 
         ``migration_lock_timeout`` and ``statement_timeout`` (seconds) apply to the
         migrations' own session: how long DDL may wait for a table lock, and run.
-        ``lock``: how runs exclude each other (default: the advisory lock ``lock_id``).
+        ``lock_strategy``: how runs exclude each other: ``"advisory"`` (the default, the
+        advisory lock ``lock_id`` on a session of its own) or ``"table"`` (a lease in
+        ``<table>_lock``, for a URL that goes through a transaction pooler), which
+        expires ``lock_ttl`` seconds after its last renewal and is renewed every
+        ``lock_heartbeat`` seconds. ``lock``: a strategy object instead.
         ``search_path``: a schema the migrations run in (one tenant's, when the same
         files serve a schema per tenant); the session's own is put back afterwards.
         ``on_event``: called with each ``sqlmig.events`` object a run reports.
@@ -114,8 +134,19 @@ class Migrator:
         the files once for all its targets).
         """
         self.directory = Path(directory)
+        migrations_table(table, schema)  # a bad name fails before any engine exists
+        if lock is not None and lock_strategy is not None:
+            raise UsageError("give lock= or lock_strategy=, not both")
         self.options = Options(
-            lock=lock or AdvisoryLock(lock_id),
+            lock=lock
+            or strategy(
+                lock_strategy or "advisory",
+                table=table,
+                schema=schema,
+                lock_id=lock_id,
+                ttl=lock_ttl,
+                heartbeat=lock_heartbeat,
+            ),
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
             migration_lock_timeout=migration_lock_timeout,
@@ -125,7 +156,6 @@ class Migrator:
         )
         self.on_event = on_event
         self._files = None if files is None else list(files)
-        migrations_table(table, schema)  # a bad name fails before any engine exists
         self._owns_engine = not isinstance(engine_or_url, Engine)
         self.engine = (
             engine_or_url
@@ -207,6 +237,24 @@ class Migrator:
         book = Bookkeeping(self.tracker, self.engine.dialect, shown=True)
         Applier(collector, book).run(chosen, single_transaction=single_transaction)
         return collector.statements
+
+    # --- the lock itself ------------------------------------------------------------------
+
+    def lock_status(self) -> LockState:
+        """The migration lock under this Migrator's strategy, and who holds it."""
+        return self._on_connection(self.options.lock.state, "read the migration lock")
+
+    def release_lock(
+        self, *, force: bool = False, confirm: Callable[[LockState], bool] = lambda state: True
+    ) -> LockRelease:
+        """Free the migration lock of a run that is gone (see :func:`sqlmig.locking.release`):
+        an expired lease at once; a live lease, or the session holding the advisory
+        lock, only with ``force`` and when ``confirm`` agrees."""
+        lock = self.options.lock
+        return self._on_connection(
+            lambda conn: release(lock, conn, force=force, confirm=confirm),
+            "release the migration lock",
+        )
 
     # --- running (under the lock) -------------------------------------------------------
 
@@ -345,6 +393,17 @@ class Migrator:
                 error = query_failure(self.engine, exc, "read the tracking table", gone=False)
         raise error
 
+    def _on_connection(self, work: Callable[[Connection], T], what: str) -> T:
+        """``work`` on a connection of its own in autocommit (single statements, right
+        through a transaction pooler); a refused query is a QueryError."""
+        with connect(self.engine) as conn:
+            try:
+                with autocommit(conn):
+                    return work(conn)
+            except DBAPIError as exc:
+                error = query_failure(self.engine, exc, what, gone=conn.invalidated)
+        raise error
+
     def _plan_up(
         self, states: list[MigrationStatus], target: str | None, steps: int | None
     ) -> Plan:
@@ -389,3 +448,20 @@ def _command(statement: ClauseElement, dialect: Dialect) -> Command:
     parameter mapping (compiled SQL doubles any % in a name, which psycopg undoes)."""
     compiled = statement.compile(dialect=dialect)
     return Command(compiled.string, dict(compiled.construct_params() or {}), Role.RECORD)
+
+
+def strategy(
+    name: str,
+    *,
+    table: str = DEFAULT_TABLE,
+    schema: str | None = None,
+    lock_id: int = MIGRATION_LOCK_ID,
+    ttl: float = DEFAULT_TTL,
+    heartbeat: float = DEFAULT_HEARTBEAT,
+) -> LockStrategy:
+    """The lock strategy ``--lock-strategy`` names, for the tracking table ``table``."""
+    if name == "advisory":
+        return AdvisoryLock(lock_id)
+    if name == "table":
+        return LeaseLock(table, schema, lock_id=lock_id, ttl=ttl, heartbeat=heartbeat)
+    raise UsageError(f"lock strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")

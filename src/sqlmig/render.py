@@ -16,6 +16,7 @@ from sqlmig.errors import MigrationError, MigrationInterrupted, SqlmigError
 
 if TYPE_CHECKING:
     from sqlmig.fleet import FleetResult, TargetResult
+    from sqlmig.locking import LockHolder, LockRelease, LockState
     from sqlmig.migrator import MigrationResult, RunResult
     from sqlmig.plan import MigrationStatus
     from sqlmig.tracker import AppliedMigration
@@ -98,6 +99,112 @@ def history_json(rows: Sequence[AppliedMigration]) -> dict[str, Any]:
             for r in rows
         ],
     }
+
+
+def holder_json(holder: LockHolder | None) -> dict[str, Any] | None:
+    if holder is None:
+        return None
+    return {
+        "pid": holder.pid,
+        "application": holder.application,
+        "client_addr": holder.client_addr,
+        "since": _time(holder.since),
+        "state": holder.state,
+        "host": holder.host,
+        "run_id": holder.run_id,
+        "heartbeat_at": _time(holder.heartbeat_at),
+        "heartbeat_age_s": _seconds(holder.heartbeat_age_s),
+        "expires_at": _time(holder.expires_at),
+        "expires_in_s": _seconds(holder.expires_in_s),
+        "expired": holder.expired,
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def lock_state_json(state: LockState) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command": "lock status",
+        "strategy": state.strategy,
+        "lock": state.lock,
+        "held": state.held,
+        "holder": holder_json(state.holder),
+    }
+
+
+def lock_release_json(release: LockRelease) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command": "lock release",
+        "strategy": release.state.strategy,
+        "lock": release.state.lock,
+        "action": release.action,
+        "holder": holder_json(release.state.holder),
+    }
+
+
+def lock_state_text(state: LockState) -> str:
+    """``sqlmig lock status`` for people: one line, then the holder's details."""
+    holder = state.holder
+    if holder is None:
+        return f"free: nobody holds the migration lock ({state.lock}, strategy {state.strategy})"
+    if holder.expired:
+        head = (
+            f"free: the migration lock ({state.lock}, strategy {state.strategy}) is an "
+            "expired lease; the next run takes it over"
+        )
+    else:
+        head = f"held: the migration lock ({state.lock}, strategy {state.strategy}) is held"
+    return head + "\n" + _holder_text(holder)
+
+
+def _holder_text(holder: LockHolder) -> str:
+    since = holder.since.isoformat(sep=" ", timespec="seconds") if holder.since else "-"
+    if holder.run_id is None:
+        rows = [
+            ("pid", str(holder.pid)),
+            ("application", holder.application or "-"),
+            ("client", holder.client_addr or "local socket"),
+            ("since", since),
+            ("state", holder.state or "unknown"),
+        ]
+    else:
+        expiry = holder.expires_in_s or 0.0
+        rows = [
+            ("run", holder.run_id),
+            ("host", holder.host or "-"),
+            ("pid", str(holder.pid)),
+            ("application", holder.application or "-"),
+            ("since", since),
+            ("heartbeat", f"{holder.heartbeat_age_s or 0.0:.1f}s ago"),
+            (
+                "expires",
+                f"in {expiry:.1f}s" if expiry > 0 else f"{-expiry:.1f}s ago (expired)",
+            ),
+        ]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows)
+
+
+def lock_question(state: LockState) -> str:
+    """What ``sqlmig lock release --force`` asks before it acts."""
+    if state.strategy == "table":
+        return f"Remove the live {state.lock} of {state.holder}?"
+    return f"Terminate the server session {state.holder}, which holds the {state.lock}?"
+
+
+def lock_release_text(release: LockRelease) -> str:
+    state = release.state
+    if release.action == "deleted":
+        return f"removed the {state.lock} of {state.holder}"
+    if release.action == "terminated":
+        return f"terminated the session holding the {state.lock}: {state.holder}"
+    if state.holder is None:
+        return f"nothing to release: nobody holds the migration lock ({state.lock})"
+    return f"nothing to release: {state.holder} let go of the {state.lock} meanwhile"
 
 
 def error_json(

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, func, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 
 from sqlmig.apply import Applier, Bookkeeping, MigrationResult, Step, script_of
-from sqlmig.database import Target, connect, scrub, stalled_error
+from sqlmig.database import Target, announced_pid, behind_pooler, connect, scrub, stalled_error
 from sqlmig.errors import (
     DatabaseUnavailableError,
     MigrationInterrupted,
@@ -319,7 +319,11 @@ class Run:
             settings["client_connection_check_interval"] = "2000ms"
         # Read and set in one statement: the OFFSET keeps the subquery a plan node of
         # its own, so it is read before the outer list sets anything. The session's
-        # pid and start name it later, should it outlive its connection.
+        # pid and start name it later, should it outlive its connection. Through a
+        # pooler (another session than the one announced) the settings are set for
+        # that statement only: they could not follow our transactions, and must not
+        # stay behind on a server connection that other clients get next.
+        local = func.pg_backend_pid() != announced_pid(conn)
         old = select(
             func.pg_backend_pid(),
             _BACKEND_START,
@@ -327,12 +331,28 @@ class Run:
         )
         before = old.offset(0).subquery()
         read_and_set = select(
-            *before.c, *(func.set_config(k, v, False) for k, v in settings.items())
+            *before.c, *(func.set_config(k, v, local) for k, v in settings.items())
         )
         with self.guard(conn):
             row = conn.execute(read_and_set).one()
+        if behind_pooler(conn, row[0]):
+            self._pooled(settings)
+            return {}
         self._backend = (row[0], row[1])
         return dict(zip(settings, row[2 : 2 + len(settings)], strict=True))
+
+    def _pooled(self, settings: dict[str, str]) -> None:
+        """Behind a pooler no session is ours: none of the work connection's settings
+        stay set, and a server session left running by a lost connection may be serving
+        someone else now, so it is never ended (``_settle_orphan``)."""
+        asked = [k for k in ("statement_timeout", "lock_timeout") if k in settings]
+        if asked:
+            log.warning(
+                "the URL goes through a connection pooler: %s cannot be kept for the "
+                "migrations' session and is not set; set it in the migrations (SET LOCAL) "
+                "or for the role instead",
+                " and ".join(asked),
+            )
 
     def _settle_orphan(self, step: Step) -> Outcome | None:
         """How a transaction ended whose connection died after its COMMIT went out.
