@@ -133,6 +133,9 @@ class Cli(clikit.Cli):
                 lock_timeout=s.lock_timeout,
                 statement_timeout=s.statement_timeout,
                 migration_lock_timeout=s.migration_lock_timeout,
+                lock_strategy=s.lock_strategy,
+                lock_ttl=s.lock_ttl,
+                lock_heartbeat=s.lock_heartbeat,
                 progress=progress,
             )
         finally:
