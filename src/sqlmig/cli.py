@@ -22,7 +22,7 @@ from sqlmig.cliparams import App
 from sqlmig.errors import UsageError
 
 if TYPE_CHECKING:
-    from sqlmig.events import Event, MigrationDone, MigrationStarted
+    from sqlmig.events import Event, LockRetrying, MigrationDone, MigrationStarted
     from sqlmig.migrator import Migrator, RunResult
 
 EXIT_CODES = """\
@@ -60,6 +60,8 @@ class Cli(clikit.Cli):
             lock_timeout=s.lock_timeout,
             statement_timeout=s.statement_timeout,
             migration_lock_timeout=s.migration_lock_timeout,
+            ddl_lock_timeout=s.ddl_lock_timeout,
+            lock_retries=s.lock_retries,
             on_event=self._event,
             **options,
         )
@@ -70,12 +72,26 @@ class Cli(clikit.Cli):
             self.reporter.close()
 
     def _event(self, event: Event) -> None:
-        from sqlmig.events import LockWaiting
+        from sqlmig.events import LockRetrying, LockWaiting
 
         if isinstance(event, LockWaiting):
             self.waiting(event.holder)
+        elif isinstance(event, LockRetrying):
+            self.err(_retrying(event))
         elif self.reporter is not None:
             self.reporter(event)
+
+
+def _retrying(event: LockRetrying) -> str:
+    from sqlmig.lockwait import describe
+
+    m = event.migration
+    at = f" at line {event.line}" if event.line is not None else ""
+    return (
+        f"{m.version} {m.name} waited {event.timeout:g}s for a table lock{at} and gave up "
+        f"(try {event.attempt} of {event.tries}), behind {describe(event.blockers)}; "
+        f"trying again in {event.delay:.1f}s"
+    )
 
 
 class Reporter:
@@ -169,6 +185,23 @@ def main(
     statement_timeout: Annotated[
         float | None, typer.Option(help="Seconds any one migration statement may run.", min=0)
     ] = None,
+    ddl_lock_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a migration's statement may wait for a table lock; then the "
+            "migration is rolled back and retried (--lock-retries).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
+    lock_retries: Annotated[
+        int | None,
+        typer.Option(
+            help="Times to retry a migration that timed out waiting for a table lock (default 0).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -194,6 +227,8 @@ def main(
             "schema": schema,
             "lock_timeout": lock_timeout,
             "statement_timeout": statement_timeout,
+            "ddl_lock_timeout": ddl_lock_timeout,
+            "lock_retries": lock_retries,
         },
         config=config,
         format=format,

@@ -31,6 +31,8 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "lock_timeout": (int, float),
     "statement_timeout": (int, float),
     "migration_lock_timeout": (int, float),
+    "ddl_lock_timeout": (int, float),
+    "lock_retries": (int,),
 }
 
 # The largest statement_timeout or lock_timeout PostgreSQL accepts: 2**31 - 1 ms.
@@ -48,6 +50,8 @@ class Settings:
     lock_timeout: float = 60.0
     statement_timeout: float | None = None
     migration_lock_timeout: float | None = None
+    ddl_lock_timeout: float | None = None
+    lock_retries: int = 0
     # The variable the config file says holds the URL, for the message when it is unset.
     database_url_env: str | None = None
     config_file: Path | None = field(default=None, compare=False)
@@ -89,7 +93,7 @@ def read_file_settings(path: Path) -> dict[str, Any]:
             )
         kinds = _FILE_KEYS[key]
         if not isinstance(value, kinds) or isinstance(value, bool):
-            expected = "a number" if float in kinds else "a string"
+            expected = {float: "a number", int: "a whole number"}.get(kinds[-1], "a string")
             raise UsageError(f"{path}: setting {key!r} must be {expected}, not {value!r}")
     return dict(table)
 
@@ -119,10 +123,12 @@ def resolve(
     for key in ("table", "schema"):
         if env.get(f"SQLMIG_{key.upper()}"):
             from_env[key] = env[f"SQLMIG_{key.upper()}"]
-    for key in ("lock_timeout", "statement_timeout"):
+    for key in ("lock_timeout", "statement_timeout", "ddl_lock_timeout"):
         raw = env.get(f"SQLMIG_{key.upper()}")
         if raw:
             from_env[key] = _number(f"SQLMIG_{key.upper()}", raw)
+    if env.get("SQLMIG_LOCK_RETRIES"):
+        from_env["lock_retries"] = _whole("SQLMIG_LOCK_RETRIES", env["SQLMIG_LOCK_RETRIES"])
 
     # An unset variable is only an error for a command that needs the URL (see
     # sqlmig.cli): `new` and an offline `validate` work without it, and a URL on the
@@ -137,7 +143,13 @@ def resolve(
     known = {f.name for f in fields(Settings)}
     settings = Settings(**{k: v for k, v in merged.items() if k in known}, config_file=path)
     _check_names(settings, given, from_env)
-    for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout"):
+    if settings.ddl_lock_timeout is not None and settings.ddl_lock_timeout <= 0:
+        raise UsageError(
+            f"ddl-lock-timeout must be more than 0 seconds, not {settings.ddl_lock_timeout:g}"
+        )
+    if settings.lock_retries < 0:
+        raise UsageError(f"lock-retries must be 0 or more, not {settings.lock_retries}")
+    for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout", "ddl_lock_timeout"):
         value = getattr(settings, key)
         if value is not None and value < 0:
             raise UsageError(f"{key.replace('_', '-')} must be 0 or more, not {value}")
@@ -174,6 +186,13 @@ def _number(name: str, raw: str) -> float:
         return float(raw)
     except ValueError:
         raise UsageError(f"${name} must be a number of seconds, not {raw!r}") from None
+
+
+def _whole(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"${name} must be a whole number, not {raw!r}") from None
 
 
 def environment() -> Mapping[str, str]:

@@ -190,7 +190,8 @@ class MigrationError(SqlmigError):
     """A migration's SQL failed on the server; says where, what, and what state is left.
 
     ``outcome`` (sqlmig.outcome.Outcome) is what the failure left of the migration;
-    ``state`` words it, with what to do next.
+    ``state`` words it, with what to do next. ``blockers`` (sqlmig.lockwait.Blocker):
+    the sessions it waited for when it gave up on a table lock.
     """
 
     def __init__(
@@ -209,6 +210,7 @@ class MigrationError(SqlmigError):
         constraint: str | None = None,
         state: str = "",
         outcome: Outcome | None = None,
+        blockers: tuple[Any, ...] = (),
     ) -> None:
         self.version = version
         self.path = path
@@ -223,6 +225,7 @@ class MigrationError(SqlmigError):
         self.constraint = constraint
         self.state = state
         self.outcome = outcome
+        self.blockers = blockers
         where = path if line is None else f"{path}:{line}:{column}"
         code = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
         text = f"migration {version} ({direction}) failed at {where}: {message}{code}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlmig.lockwait import Blocker
 from sqlmig.outcome import Direction
 from sqlmig.source import Migration
 
@@ -43,7 +44,24 @@ class LockWaiting:
     timeout: float
 
 
-Event = MigrationStarted | MigrationDone | LockWaiting
+@dataclass(frozen=True)
+class LockRetrying:
+    """``migration`` waited longer than ``timeout`` seconds for a table lock at ``line``
+    of its script, behind ``blockers``, on try ``attempt`` of ``tries``. It was rolled
+    back (outside a transaction: that statement did not run) and is tried again after
+    ``delay`` seconds."""
+
+    migration: Migration
+    direction: Direction
+    attempt: int
+    tries: int
+    timeout: float
+    delay: float
+    line: int | None
+    blockers: tuple[Blocker, ...]
+
+
+Event = MigrationStarted | MigrationDone | LockWaiting | LockRetrying
 OnEvent = Callable[[Event], None]
 
 

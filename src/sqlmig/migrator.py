@@ -71,6 +71,8 @@ class Migrator:
         lock: LockStrategy | None = None,
         migration_lock_timeout: float | None = None,
         statement_timeout: float | None = None,
+        ddl_lock_timeout: float | None = None,
+        lock_retries: int = 0,
         allow_out_of_order: bool = False,
         allow_drift: bool = False,
         on_event: OnEvent = ignore,
@@ -79,6 +81,9 @@ class Migrator:
 
         ``migration_lock_timeout`` and ``statement_timeout`` (seconds) apply to the
         migrations' own session: how long DDL may wait for a table lock, and run.
+        ``ddl_lock_timeout`` (seconds) guards each migration's table locks instead: a
+        migration whose statement waits longer is rolled back and tried again up to
+        ``lock_retries`` times, and each wait names the sessions it waited for.
         ``lock``: how runs exclude each other (default: the advisory lock ``lock_id``).
         ``on_event``: called with each ``sqlmig.events`` object a run reports.
         """
@@ -88,6 +93,8 @@ class Migrator:
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
             migration_lock_timeout=migration_lock_timeout,
+            ddl_lock_timeout=ddl_lock_timeout,
+            lock_retries=lock_retries,
             allow_out_of_order=allow_out_of_order,
             allow_drift=allow_drift,
         )
@@ -171,7 +178,8 @@ class Migrator:
             refuse_no_transaction(chosen)
         collector = Collector()
         book = Bookkeeping(self.tracker, self.engine.dialect, shown=True)
-        Applier(collector, book).run(chosen, single_transaction=single_transaction)
+        applier = Applier(collector, book, retry=self.options.lock_retry)
+        applier.run(chosen, single_transaction=single_transaction)
         return collector.statements
 
     # --- running (under the lock) -------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -114,6 +115,8 @@ def error_json(command: str, exc: SqlmigError | MigrationInterrupted) -> dict[st
             constraint=exc.constraint,
             outcome=exc.outcome,
         )
+        if exc.blockers:
+            error["blockers"] = [asdict(b) for b in exc.blockers]
     if isinstance(exc, MigrationInterrupted):
         error.update(
             version=exc.version,
