@@ -33,7 +33,10 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "migration_lock_timeout": (int, float),
     "ddl_lock_timeout": (int, float),
     "lock_retries": (int,),
+    "lint": (str,),
+    "lint_small_table_rows": (int,),
 }
+LINT_MODES = ("off", "warn", "error")
 
 # The largest statement_timeout or lock_timeout PostgreSQL accepts: 2**31 - 1 ms.
 _MAX_SERVER_TIMEOUT = 2147483.647
@@ -52,6 +55,10 @@ class Settings:
     migration_lock_timeout: float | None = None
     ddl_lock_timeout: float | None = None
     lock_retries: int = 0
+    # "off", "warn" or "error": the lint before `up` (sqlmig.lint.Mode); unset, `up`
+    # does not lint and `sqlmig lint` stops on warnings.
+    lint: str | None = None
+    lint_small_table_rows: int = 10_000
     # The variable the config file says holds the URL, for the message when it is unset.
     database_url_env: str | None = None
     config_file: Path | None = field(default=None, compare=False)
@@ -146,6 +153,12 @@ def resolve(
     if settings.ddl_lock_timeout is not None and settings.ddl_lock_timeout <= 0:
         raise UsageError(
             f"ddl-lock-timeout must be more than 0 seconds, not {settings.ddl_lock_timeout:g}"
+        )
+    if settings.lint is not None and settings.lint not in LINT_MODES:
+        raise UsageError(f"lint must be one of {', '.join(LINT_MODES)}, not {settings.lint!r}")
+    if settings.lint_small_table_rows < 0:
+        raise UsageError(
+            f"lint_small_table_rows must be 0 or more, not {settings.lint_small_table_rows}"
         )
     if settings.lock_retries < 0:
         raise UsageError(f"lock-retries must be 0 or more, not {settings.lock_retries}")

@@ -186,6 +186,21 @@ class StateError(ValidationError):
         super().__init__(f"{summary}; nothing was run:{lines}\n{advice}")
 
 
+class LintError(ValidationError):
+    """The lint before ``up`` found what its level stops at; nothing was run."""
+
+    def __init__(self, problems: list[str], level: str) -> None:
+        self.problems = problems
+        lines = "".join(f"\n  {p}" for p in problems)
+        noun = "finding" if len(problems) == 1 else "findings"
+        super().__init__(
+            f"the lint found {len(problems)} {noun} at or above {level} in the migrations "
+            f"to run; nothing was run:{lines}\nMake them safe, silence one that is not with "
+            'a `-- squawk-ignore RULE` comment above it, or set lint = "warn" to report '
+            "findings without stopping."
+        )
+
+
 class MigrationError(SqlmigError):
     """A migration's SQL failed on the server; says where, what, and what state is left.
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlmig.lockwait import Blocker
 from sqlmig.outcome import Direction
 from sqlmig.source import Migration
+
+if TYPE_CHECKING:
+    from sqlmig.lint import Mode, Report
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,16 @@ class LockRetrying:
     blockers: tuple[Blocker, ...]
 
 
-Event = MigrationStarted | MigrationDone | LockWaiting | LockRetrying
+@dataclass(frozen=True)
+class LintReported:
+    """The lint before ``up`` ran on the migrations to run: ``report`` holds what it
+    found, and none of it is at the level ``mode`` stops at."""
+
+    report: Report
+    mode: Mode
+
+
+Event = MigrationStarted | MigrationDone | LockWaiting | LockRetrying | LintReported
 OnEvent = Callable[[Event], None]
 
 

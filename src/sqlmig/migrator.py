@@ -12,7 +12,7 @@ two threads may use one at once (each waits for the lock like another process).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 from types import EllipsisType, TracebackType
@@ -24,13 +24,15 @@ from sqlalchemy.exc import DBAPIError
 
 from sqlmig.apply import Applier, Bookkeeping, MigrationResult, RunResult
 from sqlmig.database import connect, new_engine
-from sqlmig.errors import MigrationInterrupted, StateError, UsageError
-from sqlmig.events import OnEvent, ignore
+from sqlmig.errors import LintError, MigrationInterrupted, StateError, UsageError
+from sqlmig.events import LintReported, OnEvent, ignore
+from sqlmig.lint import SMALL_TABLE_ROWS, Guards, Mode, Report, headline, lint, select
 from sqlmig.locking import MIGRATION_LOCK_ID, AdvisoryLock, LockStrategy
 from sqlmig.outcome import Direction
 from sqlmig.plan import (
     MigrationStatus,
     Plan,
+    State,
     check_blockers,
     plan_down,
     plan_up,
@@ -75,6 +77,8 @@ class Migrator:
         lock_retries: int = 0,
         allow_out_of_order: bool = False,
         allow_drift: bool = False,
+        lint: str | Mode = Mode.OFF,
+        lint_small_table_rows: int = SMALL_TABLE_ROWS,
         on_event: OnEvent = ignore,
     ) -> None:
         """``lock_timeout``: seconds to wait for the migration lock (0 tries once).
@@ -85,6 +89,10 @@ class Migrator:
         migration whose statement waits longer is rolled back and tried again up to
         ``lock_retries`` times, and each wait names the sessions it waited for.
         ``lock``: how runs exclude each other (default: the advisory lock ``lock_id``).
+        ``lint``: ``warn`` or ``error`` lints the migrations ``up`` would run before
+        taking the lock (see :meth:`lint`), reporting the findings as an event, and
+        with ``error`` stops on a warning; tables below ``lint_small_table_rows`` rows
+        are small enough that findings about their size are only informational.
         ``on_event``: called with each ``sqlmig.events`` object a run reports.
         """
         self.directory = Path(directory)
@@ -99,6 +107,8 @@ class Migrator:
             allow_drift=allow_drift,
         )
         self.on_event = on_event
+        self.lint_mode = Mode(lint)
+        self.lint_small_table_rows = lint_small_table_rows
         migrations_table(table, schema)  # a bad name fails before any engine exists
         self._owns_engine = not isinstance(engine_or_url, Engine)
         self.engine = (
@@ -149,6 +159,51 @@ class Migrator:
         check_blockers(states, allow_drift=False)
         return states
 
+    def lint(self, versions: Sequence[str] = (), *, pending: bool = False) -> Report:
+        """squawk's findings on the migrations of ``versions`` (all when none is named;
+        with ``pending``, those not applied yet), read against this database: table
+        sizes, what each lock blocks, the timeouts this Migrator sets. Takes no lock.
+
+        Raises UsageError when squawk is not installed (``pip install 'sqlmig[lint]'``).
+        """
+        migrations = self.migrations()
+        chosen = select(migrations, versions)
+        if pending:
+            waiting = {
+                s.version for s in statuses(migrations, self._rows()) if s.state is State.PENDING
+            }
+            chosen = [m for m in chosen if m.version in waiting]
+        return self._lint(chosen)
+
+    def _lint(self, migrations: Sequence[Migration]) -> Report:
+        o = self.options
+        guards = Guards(
+            lock_timeout=o.ddl_lock_timeout is not None or o.migration_lock_timeout is not None,
+            statement_timeout=o.statement_timeout is not None,
+        )
+        with connect(self.engine) as conn:
+            try:
+                return lint(
+                    migrations,
+                    database=conn,
+                    small_table_rows=self.lint_small_table_rows,
+                    guards=guards,
+                )
+            except DBAPIError as exc:
+                error = query_failure(self.engine, exc, "read the tables' sizes", gone=False)
+        raise error
+
+    def _preflight(self, target: str | None, steps: int | None) -> None:
+        """The lint on what ``up`` would run, before the lock: a finding at the level
+        the mode stops at stops ``up`` with nothing run."""
+        states = statuses(self.migrations(), self._rows())
+        check_blockers(states, allow_drift=self.options.allow_drift)
+        report = self._lint(self._plan_up(states, target, steps).migrations)
+        failing = report.failing(self.lint_mode)
+        if failing:
+            raise LintError([headline(f) for f in failing], self.lint_mode.fails_at.value)
+        self.on_event(LintReported(report, self.lint_mode))
+
     def plan(
         self,
         direction: str = "up",
@@ -194,7 +249,8 @@ class Migrator:
         """Apply pending migrations in order: all, up to ``target`` (inclusive), or ``steps``.
 
         ``single_transaction``: all of them and their tracking rows in one transaction,
-        all or nothing (refused when one must run outside a transaction).
+        all or nothing (refused when one must run outside a transaction). With a lint
+        mode, the lint runs first, before the lock.
         """
 
         def body(run: Run, migrations: list[Migration]) -> RunResult:
@@ -202,6 +258,8 @@ class Migrator:
             done = run.apply(plan, single_transaction=single_transaction)
             return RunResult("up", done, run.waited)
 
+        if self.lint_mode is not Mode.OFF:
+            self._preflight(target, steps)
         return self._locked(body)
 
     def down(self, steps: int | None = 1, target: str | None = None) -> RunResult:
