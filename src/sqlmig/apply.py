@@ -115,7 +115,7 @@ class Step:
     commit_index: int | None = None  # its COMMIT's place among the group's commands
     statements: tuple[Statement, ...] = ()  # no transaction: the script, split
     committed: int = 0  # no transaction: statements that ran
-    lock_tries: int = 0  # tries that timed out waiting for a table lock
+    lock_tries: int = 0  # tries of the group in flight that timed out waiting for a lock
     blockers: tuple[Blocker, ...] = ()  # whom the last of them waited for
 
     @property
@@ -367,11 +367,13 @@ class Applier:
         """Send one group; with a guarded lock timeout, send it again after a delay each
         time a statement timed out waiting for a lock, up to the retries allowed."""
         policy = self.retry
+        step.lock_tries, step.blockers = 0, ()  # the account is of this group's waits
         while True:
             if self.watch is not None:
                 self.watch.seen = ()
             try:
                 send()
+                step.lock_tries, step.blockers = 0, ()
                 return
             except SendFailed as failed:
                 if policy is None or failed.error.sqlstate != LOCK_NOT_AVAILABLE:

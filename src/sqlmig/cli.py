@@ -575,10 +575,7 @@ def lint_command(
         else:
             from sqlmig.migrator import validate_files
 
-            guards = Guards(
-                lock_timeout=s.ddl_lock_timeout is not None or s.migration_lock_timeout is not None,
-                statement_timeout=s.statement_timeout is not None,
-            )
+            guards = Guards.of(s.ddl_lock_timeout, s.migration_lock_timeout, s.statement_timeout)
             chosen = select(validate_files(s.dir), versions or ())
             report = lint(chosen, small_table_rows=s.lint_small_table_rows, guards=guards)
         cli.lint_report(report, mode, None if cli.json else sys.stdout)

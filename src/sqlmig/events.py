@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlmig.lockwait import Blocker
 from sqlmig.outcome import Direction
 from sqlmig.source import Migration
 
 if TYPE_CHECKING:
     from sqlmig.lint import Mode, Report
+    from sqlmig.lockwait import Blocker
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -34,7 +35,7 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
-from sqlmig.ddl import Effect, Lock, Name, effect, statement_at
+from sqlmig.ddl import Effect, Name, effect, statement_at
 from sqlmig.errors import SqlmigError, UsageError
 from sqlmig.source import Migration, Script
 from sqlmig.sqlscript import Statement, split_statements
@@ -158,6 +159,17 @@ class Guards:
     lock_timeout: bool = False
     statement_timeout: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        ddl_lock_timeout: float | None,
+        migration_lock_timeout: float | None,
+        statement_timeout: float | None,
+    ) -> Guards:
+        """What a run with these settings sets (see sqlmig.run)."""
+        locks = ddl_lock_timeout is not None or migration_lock_timeout is not None
+        return cls(lock_timeout=locks, statement_timeout=statement_timeout is not None)
+
 
 def lint(
     migrations: Sequence[Migration],
@@ -182,7 +194,7 @@ def lint(
         paths = [p for p, (_, s) in scripts.items() if s.transactional is transactional]
         raw.extend(_run_squawk(squawk, paths, transactional, version))
     readers: dict[str, _Script] = {}
-    located: list[tuple[Finding, _Script, Statement | None]] = []
+    located: list[tuple[Finding, _Script, Statement | None]] = []  # each with its statement
     for item in raw:
         path = str(item.get("file", ""))
         if path not in scripts:
@@ -204,7 +216,7 @@ def lint(
                 continue
         kept.append(_guarded(finding, guards))
     if database is not None:
-        kept = _with_facts(kept, located, database, small_table_rows)
+        kept = _with_facts(kept, database, small_table_rows)
     order = sorted(kept, key=lambda f: (f.path, f.line, f.column, f.rule))
     return Report(tuple(order), tuple(dropped), len(migrations), version, small_table_rows)
 
@@ -264,17 +276,16 @@ def _run_squawk(
     return found
 
 
+_NEWLINE = re.compile("\n")
+
+
 class _Script:
     """One up script, split once, as the findings about it need it."""
 
     def __init__(self, script: Script) -> None:
         self.script = script
         self.statements = split_statements(script.sql)
-        starts = [0]
-        for i, ch in enumerate(script.sql):
-            if ch == "\n":
-                starts.append(i + 1)
-        self.line_starts = starts
+        self.line_starts = [0, *(m.end() for m in _NEWLINE.finditer(script.sql))]
         self.created: list[tuple[int, Name]] = [
             (s.start, created)
             for s in self.statements
@@ -351,25 +362,14 @@ def table_facts(conn: Connection, names: Iterable[str]) -> dict[str, TableFacts]
     return {row[0]: TableFacts(row[1], int(row[2]), int(row[3])) for row in rows}
 
 
-def _with_facts(
-    kept: list[Finding],
-    located: list[tuple[Finding, _Script, Statement | None]],
-    conn: Connection,
-    small: int,
-) -> list[Finding]:
-    locks: dict[tuple[str, int, int, str], Lock] = {}
-    for finding, _, statement in located:
-        what = effect(statement.sql) if statement is not None else Effect()
-        if what.locks:
-            locks[(finding.path, finding.line, finding.column, finding.rule)] = what.locks[0]
-    facts = table_facts(conn, (lock.name.sql for lock in locks.values()))
+def _with_facts(kept: list[Finding], conn: Connection, small: int) -> list[Finding]:
+    facts = table_facts(conn, (f.table for f in kept if f.table is not None))
     out: list[Finding] = []
     for finding in kept:
-        lock = locks.get((finding.path, finding.line, finding.column, finding.rule))
-        if lock is None:
+        if finding.table is None:
             out.append(finding)
             continue
-        known = facts.get(lock.name.sql)
+        known = facts.get(finding.table)
         if known is None:
             out.append(replace(finding, note=finding.note or "not in the database yet"))
             continue

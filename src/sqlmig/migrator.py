@@ -177,10 +177,7 @@ class Migrator:
 
     def _lint(self, migrations: Sequence[Migration]) -> Report:
         o = self.options
-        guards = Guards(
-            lock_timeout=o.ddl_lock_timeout is not None or o.migration_lock_timeout is not None,
-            statement_timeout=o.statement_timeout is not None,
-        )
+        guards = Guards.of(o.ddl_lock_timeout, o.migration_lock_timeout, o.statement_timeout)
         with connect(self.engine) as conn:
             try:
                 return lint(
