@@ -195,3 +195,28 @@ def test_without_a_ddl_lock_timeout_the_alter_waits_as_it_always_did(
     assert done.returncode == 0, done.stderr
     assert "table lock" not in done.stderr
     assert columns(db) == ["id", "note"]
+
+
+def test_a_later_failure_of_another_kind_is_not_worded_as_a_lock_wait(
+    database_url: str, tmp_path: Path, db: Observer
+) -> None:
+    write(
+        tmp_path / "migrations",
+        {
+            "0001_steps.up.sql": "-- sqlmig:no-transaction\n"
+            "ALTER TABLE t ADD COLUMN note text;\n"
+            "SELECT pg_sleep(1.5);\n"
+            "SELECT * FROM missing;\n"
+        },
+    )
+    with runner(database_url, tmp_path) as r, long_transaction(database_url) as holder:
+        proc = r.start("--ddl-lock-timeout", "0.5", "--lock-retries", "5", "up")
+        wait_for(lambda: "(try 1 of 6)" in proc.stderr_so_far(), "the first lock timeout")
+        holder.rollback()
+        done = proc.wait(60)
+
+    assert done.returncode == 1
+    assert 'relation "missing" does not exist' in done.stderr
+    assert "waited longer than the lock timeout" not in done.stderr
+    assert "statements 1-2 of 3 were applied and committed" in done.stderr
+    assert columns(db) == ["id", "note"]
