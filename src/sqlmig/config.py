@@ -35,7 +35,12 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "lock_strategy": (str,),
     "lock_ttl": (int, float),
     "lock_heartbeat": (int, float),
+    "ddl_lock_timeout": (int, float),
+    "lock_retries": (int,),
+    "lint": (str,),
+    "lint_small_table_rows": (int,),
 }
+LINT_MODES = ("off", "warn", "error")
 
 LOCK_STRATEGIES = ("advisory", "table")
 
@@ -59,6 +64,12 @@ class Settings:
     # The lease's time to live and heartbeat (--lock-strategy table), as sqlmig.lease's.
     lock_ttl: float = 60.0
     lock_heartbeat: float = 10.0
+    ddl_lock_timeout: float | None = None
+    lock_retries: int = 0
+    # "off", "warn" or "error": the lint before `up` (sqlmig.lint.Mode); unset, `up`
+    # does not lint and `sqlmig lint` stops on warnings.
+    lint: str | None = None
+    lint_small_table_rows: int = 10_000
     # The variable the config file says holds the URL, for the message when it is unset.
     database_url_env: str | None = None
     config_file: Path | None = field(default=None, compare=False)
@@ -101,7 +112,7 @@ def read_file_settings(path: Path) -> dict[str, Any]:
             )
         kinds = _FILE_KEYS[key]
         if not isinstance(value, kinds) or isinstance(value, bool):
-            expected = "a number" if float in kinds else "a string"
+            expected = {float: "a number", int: "a whole number"}.get(kinds[-1], "a string")
             raise UsageError(f"{path}: setting {key!r} must be {expected}, not {value!r}")
     return dict(table)
 
@@ -131,10 +142,18 @@ def resolve(
     for key in ("table", "schema", "lock_strategy"):
         if env.get(f"SQLMIG_{key.upper()}"):
             from_env[key] = env[f"SQLMIG_{key.upper()}"]
-    for key in ("lock_timeout", "statement_timeout", "lock_ttl", "lock_heartbeat"):
+    for key in (
+        "lock_timeout",
+        "statement_timeout",
+        "lock_ttl",
+        "lock_heartbeat",
+        "ddl_lock_timeout",
+    ):
         raw = env.get(f"SQLMIG_{key.upper()}")
         if raw:
             from_env[key] = _number(f"SQLMIG_{key.upper()}", raw)
+    if env.get("SQLMIG_LOCK_RETRIES"):
+        from_env["lock_retries"] = _whole("SQLMIG_LOCK_RETRIES", env["SQLMIG_LOCK_RETRIES"])
 
     # An unset variable is only an error for a command that needs the URL (see
     # sqlmig.cli): `new` and an offline `validate` work without it, and a URL on the
@@ -150,7 +169,19 @@ def resolve(
     settings = Settings(**{k: v for k, v in merged.items() if k in known}, config_file=path)
     _check_names(settings, given, from_env)
     _check_lock(settings)
-    for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout"):
+    if settings.ddl_lock_timeout is not None and settings.ddl_lock_timeout <= 0:
+        raise UsageError(
+            f"ddl-lock-timeout must be more than 0 seconds, not {settings.ddl_lock_timeout:g}"
+        )
+    if settings.lint is not None and settings.lint not in LINT_MODES:
+        raise UsageError(f"lint must be one of {', '.join(LINT_MODES)}, not {settings.lint!r}")
+    if settings.lint_small_table_rows < 0:
+        raise UsageError(
+            f"lint_small_table_rows must be 0 or more, not {settings.lint_small_table_rows}"
+        )
+    if settings.lock_retries < 0:
+        raise UsageError(f"lock-retries must be 0 or more, not {settings.lock_retries}")
+    for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout", "ddl_lock_timeout"):
         value = getattr(settings, key)
         if value is not None and value < 0:
             raise UsageError(f"{key.replace('_', '-')} must be 0 or more, not {value}")
@@ -211,6 +242,13 @@ def _number(name: str, raw: str) -> float:
         return float(raw)
     except ValueError:
         raise UsageError(f"${name} must be a number of seconds, not {raw!r}") from None
+
+
+def _whole(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"${name} must be a whole number, not {raw!r}") from None
 
 
 def environment() -> Mapping[str, str]:

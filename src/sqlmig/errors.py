@@ -253,11 +253,27 @@ class AlreadyTrackedError(StateError):
         )
 
 
+class LintError(ValidationError):
+    """The lint before ``up`` found what its level stops at; nothing was run."""
+
+    def __init__(self, problems: list[str], level: str) -> None:
+        self.problems = problems
+        lines = "".join(f"\n  {p}" for p in problems)
+        noun = "finding" if len(problems) == 1 else "findings"
+        super().__init__(
+            f"the lint found {len(problems)} {noun} at or above {level} in the migrations "
+            f"to run; nothing was run:{lines}\nMake them safe, silence one that is not with "
+            'a `-- squawk-ignore RULE` comment above it, or set lint = "warn" to report '
+            "findings without stopping."
+        )
+
+
 class MigrationError(SqlmigError):
     """A migration's SQL failed on the server; says where, what, and what state is left.
 
     ``outcome`` (sqlmig.outcome.Outcome) is what the failure left of the migration;
-    ``state`` words it, with what to do next.
+    ``state`` words it, with what to do next. ``blockers`` (sqlmig.lockwait.Blocker):
+    the sessions it waited for when it gave up on a table lock.
     """
 
     def __init__(
@@ -276,6 +292,7 @@ class MigrationError(SqlmigError):
         constraint: str | None = None,
         state: str = "",
         outcome: Outcome | None = None,
+        blockers: tuple[Any, ...] = (),
     ) -> None:
         self.version = version
         self.path = path
@@ -290,6 +307,7 @@ class MigrationError(SqlmigError):
         self.constraint = constraint
         self.state = state
         self.outcome = outcome
+        self.blockers = blockers
         where = path if line is None else f"{path}:{line}:{column}"
         code = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
         text = f"migration {version} ({direction}) failed at {where}: {message}{code}"

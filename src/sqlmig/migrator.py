@@ -27,9 +27,10 @@ from sqlalchemy.sql import ClauseElement
 
 from sqlmig.apply import Applier, Bookkeeping, MigrationResult, RunResult
 from sqlmig.database import autocommit, connect, new_engine
-from sqlmig.errors import AlreadyTrackedError, MigrationInterrupted, UsageError
-from sqlmig.events import OnEvent, ignore
+from sqlmig.errors import AlreadyTrackedError, LintError, MigrationInterrupted, UsageError
+from sqlmig.events import LintReported, OnEvent, ignore
 from sqlmig.lease import DEFAULT_HEARTBEAT, DEFAULT_TTL, LeaseLock
+from sqlmig.lint import SMALL_TABLE_ROWS, Guards, Mode, Report, headline, lint, select
 from sqlmig.locking import (
     MIGRATION_LOCK_ID,
     AdvisoryLock,
@@ -42,6 +43,7 @@ from sqlmig.outcome import Direction
 from sqlmig.plan import (
     MigrationStatus,
     Plan,
+    State,
     check_blockers,
     newest_applied,
     plan_down,
@@ -112,9 +114,13 @@ class Migrator:
         lock_heartbeat: float = DEFAULT_HEARTBEAT,
         migration_lock_timeout: float | None = None,
         statement_timeout: float | None = None,
+        ddl_lock_timeout: float | None = None,
+        lock_retries: int = 0,
         allow_out_of_order: bool = False,
         allow_drift: bool = False,
         search_path: str | None = None,
+        lint: str | Mode = Mode.OFF,
+        lint_small_table_rows: int = SMALL_TABLE_ROWS,
         on_event: OnEvent = ignore,
         files: Sequence[Migration] | None = None,
     ) -> None:
@@ -127,8 +133,15 @@ class Migrator:
         ``<table>_lock``, for a URL that goes through a transaction pooler), which
         expires ``lock_ttl`` seconds after its last renewal and is renewed every
         ``lock_heartbeat`` seconds. ``lock``: a strategy object instead.
+        ``ddl_lock_timeout`` (seconds) guards each migration's table locks instead: a
+        migration whose statement waits longer is rolled back and tried again up to
+        ``lock_retries`` times, and each wait names the sessions it waited for.
         ``search_path``: a schema the migrations run in (one tenant's, when the same
         files serve a schema per tenant); the session's own is put back afterwards.
+        ``lint``: ``warn`` or ``error`` lints the migrations ``up`` would run before
+        taking the lock (see :meth:`lint`), reporting the findings as an event, and
+        with ``error`` stops on a warning; tables below ``lint_small_table_rows`` rows
+        are small enough that findings about their size are only informational.
         ``on_event``: called with each ``sqlmig.events`` object a run reports.
         ``files``: the directory's migrations, already read and checked (a fleet reads
         the files once for all its targets).
@@ -150,12 +163,16 @@ class Migrator:
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
             migration_lock_timeout=migration_lock_timeout,
+            ddl_lock_timeout=ddl_lock_timeout,
+            lock_retries=lock_retries,
             allow_out_of_order=allow_out_of_order,
             allow_drift=allow_drift,
             search_path=search_path,
         )
         self.on_event = on_event
         self._files = None if files is None else list(files)
+        self.lint_mode = Mode(lint)
+        self.lint_small_table_rows = lint_small_table_rows
         self._owns_engine = not isinstance(engine_or_url, Engine)
         self.engine = (
             engine_or_url
@@ -206,6 +223,48 @@ class Migrator:
         check_blockers(states, allow_drift=False)
         return states
 
+    def lint(self, versions: Sequence[str] = (), *, pending: bool = False) -> Report:
+        """squawk's findings on the migrations of ``versions`` (all when none is named;
+        with ``pending``, those not applied yet), read against this database: table
+        sizes, what each lock blocks, the timeouts this Migrator sets. Takes no lock.
+
+        Raises UsageError when squawk is not installed (``pip install 'sqlmig[lint]'``).
+        """
+        migrations = self.migrations()
+        chosen = select(migrations, versions)
+        if pending:
+            waiting = {
+                s.version for s in statuses(migrations, self._rows()) if s.state is State.PENDING
+            }
+            chosen = [m for m in chosen if m.version in waiting]
+        return self._lint(chosen)
+
+    def _lint(self, migrations: Sequence[Migration]) -> Report:
+        o = self.options
+        guards = Guards.of(o.ddl_lock_timeout, o.migration_lock_timeout, o.statement_timeout)
+        with connect(self.engine) as conn:
+            try:
+                return lint(
+                    migrations,
+                    database=conn,
+                    small_table_rows=self.lint_small_table_rows,
+                    guards=guards,
+                )
+            except DBAPIError as exc:
+                error = query_failure(self.engine, exc, "read the tables' sizes", gone=False)
+        raise error
+
+    def _preflight(self, target: str | None, steps: int | None) -> None:
+        """The lint on what ``up`` would run, before the lock: a finding at the level
+        the mode stops at stops ``up`` with nothing run."""
+        states = statuses(self.migrations(), self._rows())
+        check_blockers(states, allow_drift=self.options.allow_drift)
+        report = self._lint(self._plan_up(states, target, steps).migrations)
+        failing = report.failing(self.lint_mode)
+        if failing:
+            raise LintError([headline(f) for f in failing], self.lint_mode.fails_at.value)
+        self.on_event(LintReported(report, self.lint_mode))
+
     def plan(
         self,
         direction: str = "up",
@@ -235,7 +294,8 @@ class Migrator:
             refuse_no_transaction(chosen)
         collector = Collector()
         book = Bookkeeping(self.tracker, self.engine.dialect, shown=True)
-        Applier(collector, book).run(chosen, single_transaction=single_transaction)
+        applier = Applier(collector, book, retry=self.options.lock_retry)
+        applier.run(chosen, single_transaction=single_transaction)
         return collector.statements
 
     # --- the lock itself ------------------------------------------------------------------
@@ -268,7 +328,8 @@ class Migrator:
         """Apply pending migrations in order: all, up to ``target`` (inclusive), or ``steps``.
 
         ``single_transaction``: all of them and their tracking rows in one transaction,
-        all or nothing (refused when one must run outside a transaction).
+        all or nothing (refused when one must run outside a transaction). With a lint
+        mode, the lint runs first, before the lock.
         """
 
         def body(run: Run, migrations: list[Migration]) -> RunResult:
@@ -277,6 +338,8 @@ class Migrator:
             done = run.apply(plan, single_transaction=single_transaction)
             return RunResult("up", done, run.waited, newest_applied(states))
 
+        if self.lint_mode is not Mode.OFF:
+            self._preflight(target, steps)
         return self._locked(body)
 
     def down(self, steps: int | None = 1, target: str | None = None) -> RunResult:

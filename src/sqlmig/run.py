@@ -11,7 +11,6 @@ one round trip.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
@@ -34,6 +33,7 @@ from sqlmig.errors import (
 )
 from sqlmig.events import LockWaiting, OnEvent
 from sqlmig.locking import HeldLock, LockStrategy, enable_keepalives
+from sqlmig.lockwait import BlockerWatch, LockRetry, ms
 from sqlmig.outcome import Cause, Direction, Outcome, cause_of, sqlstate_of
 from sqlmig.plan import MigrationStatus, Plan, check_blockers, statuses
 from sqlmig.sink import (
@@ -72,9 +72,18 @@ class Options:
     lock_timeout: float = 60.0
     statement_timeout: float | None = None
     migration_lock_timeout: float | None = None
+    ddl_lock_timeout: float | None = None
+    lock_retries: int = 0
     allow_out_of_order: bool = False
     allow_drift: bool = False
     search_path: str | None = None  # a tenant's schema: the one its migrations name none of
+
+    @property
+    def lock_retry(self) -> LockRetry | None:
+        """The guard on the migrations' table locks, when a DDL lock timeout is set."""
+        if self.ddl_lock_timeout is None:
+            return None
+        return LockRetry(self.ddl_lock_timeout, self.lock_retries)
 
 
 class Run:
@@ -199,6 +208,8 @@ class Run:
                 settle_orphan=self._settle_orphan,
                 statement_timeout=self.options.statement_timeout,
                 password=self._password,
+                retry=self.options.lock_retry,
+                watch=self._blocker_watch(),
             )
         return self._applier
 
@@ -283,6 +294,15 @@ class Run:
             return no_guard(round_trips)
         return self.watchdog.guard(conn, round_trips)
 
+    def _blocker_watch(self) -> BlockerWatch | None:
+        """Whom the work session waits for, asked on the lock's connection: it is idle
+        while migrations run, and a third connection per run would cost a pool slot."""
+        retry = self.options.lock_retry
+        if retry is None or self.lock is None or self._backend is None:
+            return None
+        interval = min(max(retry.timeout / 4, 0.05), 0.25)
+        return BlockerWatch(self.lock.connection, self._backend[0], interval, self.guard)
+
     def _group_guard(self, conn: Connection) -> Callable[[Sequence[Migration], Direction], Guard]:
         watchdog = self.watchdog
 
@@ -307,10 +327,15 @@ class Run:
         values they replace (the connection may be an application's, going back to
         its pool)."""
         settings: dict[str, str] = {}
-        if self.options.migration_lock_timeout is not None:
-            settings["lock_timeout"] = _ms(self.options.migration_lock_timeout)
+        # The DDL lock timeout wins: it is also set in each transaction (see apply), but
+        # statements outside one run with the session's.
+        lock_timeout = self.options.ddl_lock_timeout
+        if lock_timeout is None:
+            lock_timeout = self.options.migration_lock_timeout
+        if lock_timeout is not None:
+            settings["lock_timeout"] = ms(lock_timeout)
         if self.options.statement_timeout is not None:
-            settings["statement_timeout"] = _ms(self.options.statement_timeout)
+            settings["statement_timeout"] = ms(self.options.statement_timeout)
         if self.options.search_path is not None:
             settings["search_path"] = quote_identifier(self.options.search_path)
         if (conn.dialect.server_version_info or (0,)) >= (14,):
@@ -469,9 +494,3 @@ def query_failure(
 def quote_identifier(name: str) -> str:
     """``name`` as PostgreSQL reads one identifier in a setting: quoted, as given."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def _ms(seconds: float) -> str:
-    """A timeout for PostgreSQL. Rounded up, so that 0.0004s does not become 0 (no
-    limit at all); 0 stays 0, PostgreSQL's "no limit"."""
-    return f"{min(math.ceil(seconds * 1000), 2**31 - 1)}ms"
