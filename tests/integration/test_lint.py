@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from cli_env import CLEARED_ENV
+from helpers import CLEARED_ENV
 from lint_corpus import DROPPED, EXPECTED, FILES, SETUP
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url

@@ -15,7 +15,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from procs import GATE_SQL, MIGRATION_LOCK, Observer, closed_gate, observer, runner, wait_for, write
+from helpers import write
+from procs import GATE_SQL, MIGRATION_LOCK, Observer, closed_gate, observer, runner, wait_for
 
 pytestmark = pytest.mark.integration
 

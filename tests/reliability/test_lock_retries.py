@@ -19,7 +19,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from procs import Observer, libpq, observer, runner, wait_for, write
+from helpers import libpq, write
+from procs import Observer, observer, runner, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import write
 from procs import (
     GATE_SQL,
     SIGNALS,
@@ -26,7 +27,6 @@ from procs import (
     observer,
     runner,
     wait_for,
-    write,
 )
 from sqlalchemy import create_engine
 from test_concurrency import COUNT, VERSIONS, assert_each_applied_exactly_once, fifty_migrations
