@@ -299,6 +299,7 @@ def test_down_in_json(url: str, examples: Path) -> None:
         "direction": "down",
         "duration_ms": first["duration_ms"],
         "transactional": False,
+        "notices": [],
     }
     assert isinstance(first["duration_ms"], int) and first["duration_ms"] >= 0
     assert (second["version"], second["transactional"]) == (VERSIONS[3], True)

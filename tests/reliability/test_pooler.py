@@ -144,8 +144,8 @@ def test_through_pgbouncer_with_no_lock_wait_the_losers_exit_3_naming_the_holder
             f"{holder['pid']}, application sqlmig, since "
         ), result.stderr
         assert result.stderr.endswith(
-            "Wait for that run to finish, raise --lock-timeout, or if that run is gone, let "
-            "its lease expire (at "
+            "Wait for that run to finish, raise --lock-timeout SECONDS, or if that run is "
+            "gone, let its lease expire (at "
             + result.stderr.split("let its lease expire (at ", 1)[1].split(")", 1)[0]
             + ") or remove it with `sqlmig lock release --force`.\n"
         ), result.stderr
