@@ -20,6 +20,7 @@ from sqlmig.source import Migration, parse_filename
 HEADER_PREFIX = "-- alembic revision: "
 _HEADER = re.compile(r"^-- alembic revision: (\S+)", re.M)
 _HEADER_LINES = 20  # the header is in the leading comments, not far down the file
+NAME_LENGTH = 60
 
 
 def header(revision: str, down_revision: str | None) -> str:
@@ -48,10 +49,19 @@ def migration_name(message: str | None, revision: str) -> str:
     """A sqlmig file name part from a revision message, or from its id when it has none."""
     for text in (message or "", f"revision {revision}"):
         try:
-            return slugify(text)[:60].rstrip("_")
+            return _shorten(slugify(text))
         except UsageError:
             continue
     return "revision"
+
+
+def _shorten(slug: str) -> str:
+    """At most NAME_LENGTH characters, cut after a whole word when it must be cut (a
+    single longer word is cut where it must)."""
+    if len(slug) <= NAME_LENGTH:
+        return slug
+    kept = slug[: NAME_LENGTH + 1]
+    return kept[: kept.rfind("_")] if "_" in kept else slug[:NAME_LENGTH]
 
 
 def write_new_files(
