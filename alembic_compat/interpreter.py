@@ -78,5 +78,6 @@ def _from_interpreter(python: Path, arguments: str) -> Iterator[dict[str, Any]]:
             printed = stderr.read()[-_STDERR_SHOWN:].strip()
             raise AlembicConfigError(
                 f"--python {python} stopped (exit code {process.returncode}) before it had "
-                f"read the project; it needs Alembic installed:\n{printed}"
+                "read the project; it needs Alembic, on Python 3.8 or newer. It printed:\n"
+                + printed
             )
