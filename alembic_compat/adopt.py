@@ -20,7 +20,7 @@ from sqlalchemy.schema import DropTable
 
 from alembic_compat.engines import engine_for
 from alembic_compat.errors import AdoptError
-from alembic_compat.files import recorded_revision, revisions_of
+from alembic_compat.files import recorded_down_revisions, recorded_revision, revisions_of
 from sqlmig.locking import MIGRATION_LOCK_ID, advisory_lock
 from sqlmig.migrator import validate_files
 from sqlmig.source import Migration
@@ -33,7 +33,8 @@ ALEMBIC_VERSION_TABLE = "alembic_version"
 
 @dataclass(frozen=True)
 class AdoptResult:
-    """What adopting recorded."""
+    """What adopting recorded; ``revision`` is the database's, or its revisions joined
+    by commas when ``alembic_version`` has several rows."""
 
     revision: str
     versions: tuple[str, ...]
@@ -64,9 +65,13 @@ def adopt(
     Runs no migration SQL. Everything happens in one transaction under the
     migration lock: reading ``alembic_version``, creating sqlmig's tracking table
     (``table`` in ``schema``) and its rows, and with ``drop_alembic_version`` dropping
-    Alembic's table. Refuses (AdoptError, nothing changed) when ``alembic_version`` is
-    missing, empty or has several rows, when its revision is in no imported file,
-    or when the tracking table already records migrations. ``on_lock_wait`` is called
+    Alembic's table. What is recorded is the revision's file and the files of its
+    ancestors, as the headers name them; with several rows (unmerged heads of a
+    history imported with --linearize), all of theirs. Refuses (AdoptError, nothing
+    changed) when ``alembic_version`` is missing or empty, when a revision is in no
+    imported file, when the files before the newest recorded one include a revision
+    the database has not applied, or when the tracking table already records
+    migrations. ``on_lock_wait`` is called
     with the holder's description when the lock is busy. An Engine passed in is used
     as it is and never disposed.
     """
@@ -94,11 +99,9 @@ def adopt(
                         [f"{r.version} {r.filename}: {r.status}" for r in rows[:10]],
                     )
                 with conn.begin():
-                    revision = _current_revision(conn, versions_table)
-                    target = by_revision.get(revision)
-                    if target is None:
-                        raise _unknown_revision(revision, migrations, migrations_dir)
-                    chosen = [m for m in migrations if m.number <= target.number]
+                    revisions = _current_revisions(conn, versions_table)
+                    chosen = _applied(revisions, migrations, migrations_dir, versions_table)
+                    revision = ",".join(revisions)
                     tracker.ensure_table(conn)
                     for m in chosen:
                         tracker.record_applied(
@@ -111,7 +114,7 @@ def adopt(
                 "adopted Alembic revision %s: recorded %d migrations up to %s",
                 revision,
                 len(chosen),
-                target.version,
+                chosen[-1].version,
             )
             return AdoptResult(
                 revision=revision,
@@ -121,13 +124,9 @@ def adopt(
             )
 
 
-def _current_revision(conn: Connection, versions_table: Table) -> str:
-    """The one revision in ``alembic_version``; AdoptError for none or several."""
-    name = (
-        f"{versions_table.schema}.{versions_table.name}"
-        if versions_table.schema
-        else versions_table.name
-    )
+def _current_revisions(conn: Connection, versions_table: Table) -> list[str]:
+    """The revisions in ``alembic_version``, sorted; AdoptError for no table or no row."""
+    name = _display(versions_table)
     if not inspect(conn).has_table(versions_table.name, schema=versions_table.schema):
         raise AdoptError(
             f"the database has no {name} table, so Alembic has not migrated it",
@@ -137,20 +136,66 @@ def _current_revision(conn: Connection, versions_table: Table) -> str:
     # FOR UPDATE: an `alembic upgrade` running meanwhile waits for this transaction,
     # so the revision recorded is still the database's when it commits.
     query = select(versions_table.c.version_num).with_for_update()
-    revisions = list(conn.execute(query).scalars())
+    revisions = sorted(str(r) for r in conn.execute(query).scalars())
     if not revisions:
         raise AdoptError(
             f"{name} is empty: the database is at Alembic's base, no revision applied",
             "Nothing is applied, so there is nothing to adopt: run `sqlmig up`.",
         )
-    if len(revisions) > 1:
+    return revisions
+
+
+def _applied(
+    revisions: list[str],
+    migrations: list[Migration],
+    directory: str | PathLike[str],
+    versions_table: Table,
+) -> list[Migration]:
+    """The migrations the database has applied: the revisions in ``alembic_version`` and
+    their ancestors, as the file headers record them. Several rows (heads not yet
+    merged, in a history imported with --linearize) are accepted when their files are
+    known; either way what is applied must be the first migrations of the directory,
+    or sqlmig would run the others out of order."""
+    by_revision = revisions_of(migrations)
+    unknown = [r for r in revisions if r not in by_revision]
+    if unknown and len(revisions) == 1:
+        raise _unknown_revision(revisions[0], migrations, directory)
+    if unknown:
         raise AdoptError(
-            f"{name} has {len(revisions)} rows: the database is at several Alembic heads",
+            f"{_display(versions_table)} has {len(revisions)} rows: the database is at "
+            "several Alembic heads",
             "sqlmig's history is one line; bring the database to a single head with "
             "Alembic first (alembic upgrade head), then adopt.",
-            sorted(revisions),
+            revisions,
         )
-    return str(revisions[0])
+    parents = {r: recorded_down_revisions(m.up.sql) for r, m in by_revision.items()}
+    applied: set[str] = set()
+    waiting = list(revisions)
+    while waiting:
+        revision = waiting.pop()
+        if revision not in applied and revision in by_revision:
+            applied.add(revision)
+            waiting.extend(parents[revision])
+    last = max(by_revision[r].number for r in revisions)
+    before = [m for m in migrations if m.number <= last]
+    missing = [
+        m for m in before if (r := recorded_revision(m.up.sql)) is not None and r not in applied
+    ]
+    if missing:
+        raise AdoptError(
+            f"the database is at Alembic revision {', '.join(revisions)}, but the imported "
+            "order puts revisions it has not applied before it",
+            "Bring the database to a point of the order first (`alembic upgrade "
+            f"{recorded_revision(missing[-1].up.sql)}`, or `alembic upgrade head`), then adopt.",
+            [f"{m.version} {m.filename}: {recorded_revision(m.up.sql)}" for m in missing],
+        )
+    return before
+
+
+def _display(versions_table: Table) -> str:
+    if versions_table.schema:
+        return f"{versions_table.schema}.{versions_table.name}"
+    return versions_table.name
 
 
 def _unknown_revision(

@@ -20,6 +20,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from alembic_compat.adopt import adopt
+from alembic_compat.errors import AdoptError
 from alembic_compat.history import import_history
 from sqlmig.errors import MigrationError
 from sqlmig.migrator import Migrator
@@ -393,3 +394,39 @@ def test_a_sqlalchemy_14_project_imports_with_its_own_python(
     same_schema(database_url, second_database_url)
     badges = "SELECT m.name, b.kind FROM badges b JOIN members m ON m.id = b.member_id"
     assert rows(database_url, badges) == rows(second_database_url, badges) == [("ann", "founder")]
+
+
+@pytest.mark.parametrize(
+    ("heads", "versions"),
+    [(("0d0000000004",), 3), (("0e0000000005", "0d0000000004"), 5)],
+    ids=["one-branch", "both-branches-unmerged"],
+)
+def test_adopt_takes_a_database_part_way_through_a_linearized_history(
+    database_url: str, tmp_path: Path, heads: tuple[str, ...], versions: int
+) -> None:
+    import_history(MERGES, tmp_path, linearize=True)
+    for head in heads:
+        alembic(database_url, "upgrade", head, MERGES)
+
+    adopted = adopt(database_url, tmp_path)
+
+    assert adopted.versions == tuple(f"{v:04}" for v in range(1, versions + 1))
+    assert adopted.revision == ",".join(sorted(heads))
+    assert sqlmig_up(database_url, tmp_path) == [f"{v:04}" for v in range(versions + 1, 8)]
+
+
+def test_adopt_refuses_a_branch_whose_history_the_imported_order_does_not_start_with(
+    database_url: str, tmp_path: Path
+) -> None:
+    import_history(MERGES, tmp_path, linearize=True)
+    alembic(database_url, "upgrade", "0c0000000003", MERGES)  # 0004 in the order, not 0003
+
+    with pytest.raises(AdoptError) as caught:
+        adopt(database_url, tmp_path)
+
+    assert caught.value.problems == [
+        "0003 0003_customer_emails_on_another_branch.up.sql: 0d0000000004"
+    ]
+    assert "`alembic upgrade 0d0000000004`" in str(caught.value)
+    alembic(database_url, "upgrade", "0d0000000004", MERGES)  # as the error advises
+    assert adopt(database_url, tmp_path).versions == ("0001", "0002", "0003", "0004")
