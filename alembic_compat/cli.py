@@ -147,6 +147,14 @@ def adopt(
             "--drop-alembic-version", help="Drop Alembic's table in the same transaction."
         ),
     ] = False,
+    version_table: Annotated[
+        str,
+        typer.Option(
+            "--version-table",
+            help="Alembic's table, [SCHEMA.]NAME, when env.py names another one (each "
+            "history of an ini with several sections has its own).",
+        ),
+    ] = "alembic_version",
 ) -> None:
     """Record the imported migrations up to the database's Alembic revision as applied.
 
@@ -158,10 +166,13 @@ def adopt(
 
         cli.command = "alembic adopt"
         s = cli.settings()
+        schema_name, _, table_name = version_table.rpartition(".")
         result = adopt_database(
             cli.url(),
             s.dir,
             drop_alembic_version=drop_alembic_version,
+            version_table=table_name,
+            version_table_schema=schema_name or None,
             table=s.table,
             schema=s.schema,
             lock_timeout=s.lock_timeout,
@@ -184,9 +195,9 @@ def adopt(
                 f"migrations as applied, up to {last}, without running them"
             )
             cli.out(
-                "dropped alembic_version"
+                f"dropped {version_table}"
                 if result.dropped_alembic_version
-                else "alembic_version was kept (drop it later with --drop-alembic-version)"
+                else f"{version_table} was kept (drop it later with --drop-alembic-version)"
             )
         return 0
 

@@ -18,10 +18,12 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from alembic_compat.adopt import adopt
 from alembic_compat.errors import AdoptError
 from alembic_compat.history import import_history
+from sqlmig.cli import app
 from sqlmig.errors import MigrationError
 from sqlmig.migrator import Migrator
 from sqlmig.outcome import Outcome
@@ -430,3 +432,19 @@ def test_adopt_refuses_a_branch_whose_history_the_imported_order_does_not_start_
     assert "`alembic upgrade 0d0000000004`" in str(caught.value)
     alembic(database_url, "upgrade", "0d0000000004", MERGES)  # as the error advises
     assert adopt(database_url, tmp_path).versions == ("0001", "0002", "0003", "0004")
+
+
+def test_adopt_reads_the_version_table_of_a_section(database_url: str, tmp_path: Path) -> None:
+    ini = CASES / "multi_section" / "alembic.ini"
+    import_history(ini, tmp_path, name="audit")
+    alembic(database_url, "upgrade", "8c9d0e1f2a3b", ini, section="audit")
+    base = ["--database-url", database_url, "--dir", str(tmp_path), "alembic", "adopt"]
+
+    default = CliRunner().invoke(app, base)
+    audit = CliRunner().invoke(app, [*base, "--version-table", "public.alembic_version_audit"])
+
+    assert default.exit_code == 1
+    assert "the database has no alembic_version table" in default.stderr
+    assert audit.exit_code == 0, audit.stderr
+    assert "adopted Alembic revision 8c9d0e1f2a3b: recorded 1 migrations" in audit.stdout
+    assert "public.alembic_version_audit was kept" in audit.stdout
