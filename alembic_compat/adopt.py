@@ -2,9 +2,11 @@
 
 ``alembic_version`` says which revision the database is at; the imported file whose
 header names that revision (see :mod:`alembic_compat.files`) says which sqlmig
-version that is. Every migration up to it is recorded as applied, with checksums
-from the files, in one transaction taken under sqlmig's advisory lock, so a
-concurrent ``sqlmig up`` either sees all of it or none.
+version that is. Adopting is :meth:`sqlmig.migrator.Migrator.baseline` up to that
+version: under sqlmig's lock, refused when the tracking table records anything,
+every record in one transaction, so a concurrent ``sqlmig up`` sees all of it or
+none. The revision is read under the lock, and a guard in that transaction keeps it
+true until the records commit.
 """
 
 from __future__ import annotations
@@ -13,18 +15,36 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
+from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, inspect, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    cast,
+    func,
+    inspect,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.engine import URL
 from sqlalchemy.schema import DropTable
 
 from alembic_compat.engines import engine_for
 from alembic_compat.errors import AdoptError
 from alembic_compat.files import recorded_down_revisions, recorded_revision, revisions_of
-from sqlmig.locking import MIGRATION_LOCK_ID, advisory_lock
-from sqlmig.migrator import validate_files
+from sqlmig.errors import AlreadyTrackedError, QueryError
+from sqlmig.events import Event, LockWaiting
+from sqlmig.locking import MIGRATION_LOCK_ID
+from sqlmig.migrator import Baseline, Migrator, validate_files
 from sqlmig.source import Migration
-from sqlmig.tracker import DEFAULT_TABLE, RecordParams, Tracker
+from sqlmig.tracker import DEFAULT_TABLE
 
 log = logging.getLogger("sqlmig")
 
@@ -39,7 +59,6 @@ class AdoptResult:
     revision: str
     versions: tuple[str, ...]
     dropped_alembic_version: bool
-    lock_wait_s: float = 0.0
 
 
 def alembic_version_table(name: str = ALEMBIC_VERSION_TABLE, schema: str | None = None) -> Table:
@@ -62,18 +81,20 @@ def adopt(
 ) -> AdoptResult:
     """Record every imported migration up to the database's Alembic revision as applied.
 
-    Runs no migration SQL. Everything happens in one transaction under the
-    migration lock: reading ``alembic_version``, creating sqlmig's tracking table
-    (``table`` in ``schema``) and its rows, and with ``drop_alembic_version`` dropping
-    Alembic's table. What is recorded is the revision's file and the files of its
-    ancestors, as the headers name them; with several rows (unmerged heads of a
-    history imported with --linearize), all of theirs. Refuses (AdoptError, nothing
-    changed) when ``alembic_version`` is missing or empty, when a revision is in no
-    imported file, when the files before the newest recorded one include a revision
-    the database has not applied, or when the tracking table already records
-    migrations. ``on_lock_wait`` is called
-    with the holder's description when the lock is busy. An Engine passed in is used
-    as it is and never disposed.
+    Runs no migration SQL. Under the migration lock, the revision in
+    ``alembic_version`` is read, then sqlmig's tracking table (``table`` in
+    ``schema``) is created and its rows written in one transaction that also checks
+    the revision is unchanged (locking its row, so an ``alembic upgrade`` waits) and,
+    with ``drop_alembic_version``, drops Alembic's table. What is recorded is the
+    revision's file and the files of its ancestors, as the headers name them; with
+    several rows (unmerged heads of a history imported with --linearize), all of
+    theirs. Refuses (AdoptError, nothing recorded) when ``alembic_version`` is
+    missing or empty, when a revision is in no imported file, when the files before
+    the newest recorded one include a revision the database has not applied, when it
+    changed before the records committed, or when the tracking table already records
+    migrations.
+    ``on_lock_wait`` is called with the holder's description when the lock is busy.
+    An Engine passed in is used as it is and never disposed.
     """
     migrations = validate_files(migrations_dir)
     by_revision = revisions_of(migrations)
@@ -82,61 +103,82 @@ def adopt(
             f"no migration in {migrations_dir} records an Alembic revision",
             "Import the Alembic history first: sqlmig alembic import --config alembic.ini",
         )
+    versions_table = alembic_version_table(version_table, version_table_schema)
+    revisions: list[str] = []
+
+    def lock_waiting(event: Event) -> None:
+        if on_lock_wait is not None and isinstance(event, LockWaiting):
+            on_lock_wait(event.holder)
+
     with engine_for(database) as engine:
-        tracker = Tracker(engine, table=table, schema=schema)
-        versions_table = alembic_version_table(version_table, version_table_schema)
-        with advisory_lock(
-            engine, lock_id=lock_id, timeout=lock_timeout, on_wait=on_lock_wait
-        ) as lock:
-            with engine.connect() as conn:
-                rows = tracker.read(conn)
-                if rows:
-                    raise AdoptError(
-                        f"sqlmig's table {tracker.display_name} already records "
-                        f"{len(rows)} migrations",
-                        "Adopting is for a database that sqlmig has never migrated; see "
-                        "`sqlmig status`.",
-                        [f"{r.version} {r.filename}: {r.status}" for r in rows[:10]],
-                    )
-                with conn.begin():
-                    revisions = _current_revisions(conn, versions_table)
-                    chosen = _applied(revisions, migrations, migrations_dir, versions_table)
-                    revision = ",".join(revisions)
-                    tracker.ensure_table(conn)
-                    for m in chosen:
-                        tracker.record_applied(
-                            RecordParams(m.version, m.filename, m.checksum, 0), conn
-                        )
-                    if drop_alembic_version:
-                        conn.execute(DropTable(versions_table))
-                    lock.ensure_held()
-            log.info(
-                "adopted Alembic revision %s: recorded %d migrations up to %s",
-                revision,
-                len(chosen),
-                chosen[-1].version,
-            )
-            return AdoptResult(
-                revision=revision,
-                versions=tuple(m.version for m in chosen),
-                dropped_alembic_version=drop_alembic_version,
-                lock_wait_s=lock.waited,
-            )
+
+        def up_to_the_revision() -> Baseline:
+            revisions[:] = _present(_revisions(engine, versions_table), versions_table)
+            chosen = _applied(revisions, migrations, migrations_dir, versions_table)
+            guard = _still_at(versions_table, revisions)
+            drop = [DropTable(versions_table)] if drop_alembic_version else []
+            return Baseline(chosen[-1].version, before=[guard], after=drop)
+
+        migrator = Migrator(
+            engine,
+            migrations_dir,
+            table=table,
+            schema=schema,
+            lock_timeout=lock_timeout,
+            lock_id=lock_id,
+            on_event=lock_waiting,
+        )
+        try:
+            versions = migrator.baseline(up_to_the_revision)
+        except AlreadyTrackedError as exc:
+            raise AdoptError(
+                f"sqlmig's table {exc.table} already records {exc.recorded} migrations",
+                "Adopting is for a database that sqlmig has never migrated; see `sqlmig status`.",
+                exc.problems,
+            ) from None
+        except QueryError:
+            # The guard failed, or something else did while the revision stayed put.
+            now = _revisions(engine, versions_table) if revisions else None
+            if not revisions or now == revisions:
+                raise
+            raise _moved(",".join(revisions), now, versions_table) from None
+    revision = ",".join(revisions)
+    log.info(
+        "adopted Alembic revision %s: recorded %d migrations up to %s",
+        revision,
+        len(versions),
+        versions[-1],
+    )
+    return AdoptResult(
+        revision=revision,
+        versions=tuple(versions),
+        dropped_alembic_version=drop_alembic_version,
+    )
 
 
-def _current_revisions(conn: Connection, versions_table: Table) -> list[str]:
-    """The revisions in ``alembic_version``, sorted; AdoptError for no table or no row."""
+def _display(versions_table: Table) -> str:
+    if versions_table.schema:
+        return f"{versions_table.schema}.{versions_table.name}"
+    return versions_table.name
+
+
+def _revisions(engine: Engine, versions_table: Table) -> list[str] | None:
+    """The revisions in ``alembic_version``, sorted; None when there is no such table."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(versions_table.name, schema=versions_table.schema):
+            return None
+        return sorted(conn.execute(select(versions_table.c.version_num)).scalars())
+
+
+def _present(revisions: list[str] | None, versions_table: Table) -> list[str]:
+    """The revisions; AdoptError for no table or no revision."""
     name = _display(versions_table)
-    if not inspect(conn).has_table(versions_table.name, schema=versions_table.schema):
+    if revisions is None:
         raise AdoptError(
             f"the database has no {name} table, so Alembic has not migrated it",
             "For a database that Alembic never migrated, use `sqlmig up` (or "
             "`sqlmig baseline VERSION` if its schema already exists).",
         )
-    # FOR UPDATE: an `alembic upgrade` running meanwhile waits for this transaction,
-    # so the revision recorded is still the database's when it commits.
-    query = select(versions_table.c.version_num).with_for_update()
-    revisions = sorted(str(r) for r in conn.execute(query).scalars())
     if not revisions:
         raise AdoptError(
             f"{name} is empty: the database is at Alembic's base, no revision applied",
@@ -192,10 +234,26 @@ def _applied(
     return before
 
 
-def _display(versions_table: Table) -> str:
-    if versions_table.schema:
-        return f"{versions_table.schema}.{versions_table.name}"
-    return versions_table.name
+def _still_at(versions_table: Table, revisions: list[str]) -> Select[Any]:
+    """A statement that fails with division_by_zero (SQLSTATE 22012) unless
+    ``alembic_version`` holds exactly ``revisions``, and so fails the transaction it is
+    in. It locks the rows: an ``alembic upgrade`` running meanwhile waits for that
+    transaction, so the revisions recorded are still the database's when it commits."""
+    locked = select(versions_table.c.version_num).with_for_update().subquery("locked")
+    count = len(revisions)
+    # One comparison per revision, not IN: the statement is sent with its values inline.
+    matching = func.count().filter(or_(*(locked.c.version_num == r for r in revisions)))
+    held = and_(func.count() == count, matching == count)
+    return select(literal_column("1") / cast(held, Integer)).select_from(locked)
+
+
+def _moved(revision: str, now: list[str] | None, versions_table: Table) -> AdoptError:
+    found = "gone" if now is None else ", ".join(now) or "empty"
+    return AdoptError(
+        f"{_display(versions_table)} changed while adopting: it held {revision} when read, "
+        f"it is now {found}",
+        "Alembic migrated the database meanwhile. Once it is done, adopt again.",
+    )
 
 
 def _unknown_revision(

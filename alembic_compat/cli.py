@@ -10,13 +10,15 @@ their exit code. This module imports Alembic only inside the commands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from alembic_compat.errors import IMPORT_HINT, require_alembic
-from sqlmig.clikit import Cli, run
+from alembic_compat.errors import import_hint, require_alembic
+from sqlmig import clikit
+from sqlmig.clikit import Cli
 from sqlmig.cliparams import App
 
 if TYPE_CHECKING:
@@ -32,6 +34,25 @@ app = App(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+FLAGS = {
+    **clikit.FLAGS,
+    "alembic_ini": "--config",
+    "script_location": "--script-location",
+    "name": "--name",
+    "python": "--python",
+    "skip_unrenderable": "--skip-unrenderable",
+    "linearize": "--linearize",
+    "strict": "--strict",
+    "path": "--metadata",  # load_metadata's
+}
+"""sqlmig's flags and these commands': the library options their errors name."""
+
+
+def run(ctx: typer.Context, body: Callable[[Cli], int | None]) -> NoReturn:
+    """:func:`sqlmig.clikit.run`, its errors worded with these commands' flags too."""
+    clikit.run(ctx, body, flags=FLAGS)
+
 
 MetadataOption = Annotated[
     str,
@@ -333,7 +354,7 @@ def _report_import(cli: Cli, result: ImportResult) -> None:
             cli.err(f"    write {result.directory / f.files[0]} and {f.files[1]}")
             cli.err(f"    header: {f.header}")
         if any(f.direction is None for f in result.skipped):
-            cli.err(IMPORT_HINT)
+            cli.err(import_hint(FLAGS["python"] + " "))
     if result.online_only:
         cli.err(
             f"{len(result.online_only)} places run only online: offline rendering cannot see "

@@ -39,15 +39,17 @@ class AlembicConfigError(UsageError):
 class NonLinearHistoryError(ValidationError):
     """The Alembic history branches: several heads or bases, or merge revisions."""
 
+    options = ("linearize",)
+
     def __init__(self, summary: str, problems: list[str], *, linearizable: bool) -> None:
         self.problems = problems
         lines = "".join(f"\n  {p}" for p in problems)
         advice = (
-            "It has one base and one head, so --linearize can import it in an order that "
+            "It has one base and one head, so linearize=True can import it in an order that "
             "every database at head satisfies."
             if linearizable
             else "sqlmig migrations form one ordered line. Join the heads first (`alembic "
-            "merge heads`, then import with --linearize), or set the down_revision of the "
+            "merge heads`, then import with linearize=True), or set the down_revision of the "
             "first revision of one branch to the head of the other."
         )
         super().__init__(
@@ -55,11 +57,13 @@ class NonLinearHistoryError(ValidationError):
         )
 
 
-IMPORT_HINT = (
-    "A revision that cannot be imported needs what the project's own commands have: "
-    "its packages on the path (PYTHONPATH, or prepend_sys_path in the ini) and its "
-    "dependencies, or the project's own interpreter (--python .venv/bin/python)."
-)
+def import_hint(python: str = "python=") -> str:
+    """What a revision that fails to import needs; ``python`` words the option."""
+    return (
+        "A revision that cannot be imported needs what the project's own commands have: "
+        "its packages on the path (PYTHONPATH, or prepend_sys_path in the ini) and its "
+        f"dependencies, or the project's own interpreter ({python}.venv/bin/python)."
+    )
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class RenderFailure:
 class UnrenderableError(ValidationError):
     """Revisions could not be imported or rendered offline; nothing was written."""
 
+    options = ("skip_unrenderable", "python")
+
     def __init__(self, failures: list[RenderFailure]) -> None:
         self.failures = failures
         self.problems = [str(f) for f in failures]
@@ -106,21 +112,21 @@ class UnrenderableError(ValidationError):
         lines = "".join(f"\n  {p}" for p in self.problems)
         advice = []
         if any(f.direction is None for f in failures):
-            advice.append(IMPORT_HINT)
+            advice.append(import_hint())
         if any(f.direction is not None for f in failures):
             advice.append(
                 "Offline rendering has no database to read from: a revision that queries "
                 "it (op.get_bind().execute(...) results, inspect(bind)) cannot be turned "
                 "into SQL; rewrite it as plain SQL (op.execute). A revision written for "
                 "another SQLAlchemy or Alembic than sqlmig's renders in the project's own "
-                "interpreter: --python PATH."
+                "interpreter: python=PATH."
             )
         how = "imported or rendered" if any(f.direction is None for f in failures) else "rendered"
         super().__init__(
             f"{len(failures)} Alembic {noun} could not be {how} to SQL offline; "
             f"nothing was written:{lines}\n"
             + "\n".join(advice)
-            + "\nOr pass --skip-unrenderable to write the others and the listed versions "
+            + "\nOr pass skip_unrenderable=True to write the others and the listed versions "
             "by hand."
         )
 
@@ -145,7 +151,9 @@ class OnlineOnly:
 
 
 class OnlineOnlyError(ValidationError):
-    """With --strict, revisions whose code runs only online; nothing was written."""
+    """With ``strict``, revisions whose code runs only online; nothing was written."""
+
+    options = ("strict",)
 
     def __init__(self, found: list[OnlineOnly]) -> None:
         self.found = found
@@ -153,10 +161,10 @@ class OnlineOnlyError(ValidationError):
         lines = "".join(f"\n  {p}" for p in self.problems)
         super().__init__(
             f"{len(found)} places in the Alembic revisions run only online, so their "
-            f"files would lack what they do; with --strict nothing was written:{lines}\n"
+            f"files would lack what they do; with strict=True nothing was written:{lines}\n"
             "Offline rendering (alembic upgrade --sql) skips code that needs a database. "
             "Make those revisions render the same SQL offline, or import without "
-            "--strict and write what is missing into the files that say so."
+            "strict=True and write what is missing into the files that say so."
         )
 
 
@@ -171,6 +179,8 @@ class AdoptError(ValidationError):
 
 class MetadataLoadError(UsageError):
     """A ``package.module:attribute`` path that does not lead to a MetaData."""
+
+    options = ("path",)  # load_metadata's; the command line's --metadata
 
 
 class PendingMigrationsError(ValidationError):

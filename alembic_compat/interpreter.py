@@ -26,6 +26,7 @@ _BOOTSTRAP = (
     "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 )
 _STDERR_SHOWN = 4000  # the end of what the interpreter printed, when it fails
+_PROJECT_OPTIONS = ("alembic_ini", "script_location", "name")
 
 
 def records(
@@ -46,7 +47,7 @@ def records(
                 config_file, script_location=script_location, section=section
             )
         except project.ProjectError as exc:
-            raise AlembicConfigError(str(exc)) from None
+            raise AlembicConfigError(str(exc), options=_PROJECT_OPTIONS) from None
         return
     arguments = {"config_file": config_file, "script_location": script_location, "section": section}
     yield from _from_interpreter(Path(python), json.dumps(arguments))
@@ -59,8 +60,9 @@ def _from_interpreter(python: Path, arguments: str) -> Iterator[dict[str, Any]]:
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
         except OSError as exc:
             raise AlembicConfigError(
-                f"--python {python}: cannot run it: {exc.strerror or exc}; pass the path of "
-                "the project's Python interpreter, e.g. .venv/bin/python"
+                f"python={python}: cannot run it: {exc.strerror or exc}; pass the path of "
+                "the project's Python interpreter, e.g. python=.venv/bin/python",
+                options=("python",),
             ) from None
         assert process.stdout is not None
         last: dict[str, Any] | None = None
@@ -72,12 +74,13 @@ def _from_interpreter(python: Path, arguments: str) -> Iterator[dict[str, Any]]:
                 if last["kind"] != "error":
                     yield last
         if last is not None and last["kind"] == "error":
-            raise AlembicConfigError(last["message"])
+            raise AlembicConfigError(last["message"], options=_PROJECT_OPTIONS)
         if process.returncode != 0:
             stderr.seek(0)
             printed = stderr.read()[-_STDERR_SHOWN:].strip()
             raise AlembicConfigError(
-                f"--python {python} stopped (exit code {process.returncode}) before it had "
+                f"python={python} stopped (exit code {process.returncode}) before it had "
                 "read the project; it needs Alembic, on Python 3.8 or newer. It printed:\n"
-                + printed
+                + printed,
+                options=("python",),
             )

@@ -23,7 +23,7 @@ def load_metadata(path: str, *, search_path: Path | None = None) -> MetaData:
     """
     module_name, colon, attribute = path.partition(":")
     if not colon or not module_name.strip() or not attribute.strip():
-        raise MetadataLoadError(f"--metadata {path!r} is not of the form {_FORM}")
+        raise MetadataLoadError(f"path={path!r} is not of the form {_FORM}")
     if search_path is not None and str(search_path) not in sys.path:
         sys.path.insert(0, str(search_path))
     module = _import(module_name.strip(), path)
@@ -32,7 +32,7 @@ def load_metadata(path: str, *, search_path: Path | None = None) -> MetaData:
     for part in attribute.strip().split("."):
         if not hasattr(found, part):
             raise MetadataLoadError(
-                f"--metadata {path!r}: {walked} has no attribute {part!r}"
+                f"path={path!r}: {walked} has no attribute {part!r}"
                 + _suggestion(module, walked == module_name.strip())
             )
         found = getattr(found, part)
@@ -42,7 +42,7 @@ def load_metadata(path: str, *, search_path: Path | None = None) -> MetaData:
     if isinstance(found, type) and isinstance(getattr(found, "metadata", None), MetaData):
         return found.metadata  # type: ignore[attr-defined, no-any-return]
     raise MetadataLoadError(
-        f"--metadata {path!r} is a {type(found).__name__}, not a SQLAlchemy MetaData "
+        f"path={path!r} is a {type(found).__name__}, not a SQLAlchemy MetaData "
         "or a declarative base; point it at the models' MetaData, e.g. Base.metadata"
     )
 
@@ -53,16 +53,14 @@ def _import(module_name: str, path: str) -> object:
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise MetadataLoadError(
-                f"--metadata {path!r}: module {module_name!r} not found (no module named "
+                f"path={path!r}: module {module_name!r} not found (no module named "
                 f"{exc.name!r}); run from the directory that holds the package, or add it "
                 "to PYTHONPATH"
             ) from None
-        raise MetadataLoadError(
-            f"--metadata {path!r}: importing {module_name!r} failed: {exc}"
-        ) from None
+        raise MetadataLoadError(f"path={path!r}: importing {module_name!r} failed: {exc}") from None
     except Exception as exc:  # the application's own import-time code failed
         raise MetadataLoadError(
-            f"--metadata {path!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
+            f"path={path!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}"
         ) from exc
 
 

@@ -75,15 +75,16 @@ def _config(config_file: str | None, script_location: str | None, section: str) 
 
     if config_file is not None and not os.path.isfile(config_file):
         raise ProjectError(
-            f"Alembic configuration {config_file} not found; pass --config with the path "
-            "of the project's alembic.ini, or --script-location with its migrations directory"
+            f"Alembic configuration {config_file} not found; pass the path of the "
+            "project's alembic.ini as alembic_ini=PATH, or its migrations directory as "
+            "script_location=DIR"
         )
     config = Config(config_file, ini_section=section)
     histories = _listed(_history_sections(config))
     if config_file is not None and not config.file_config.has_section(section):
         raise ProjectError(
-            f"{config_file} has no [{section}] section{histories}; pass --name with the "
-            "section of the history to import"
+            f"{config_file} has no [{section}] section{histories}; pass the section of "
+            "the history to import as name=SECTION"
         )
     if script_location is not None:
         config.set_main_option("script_location", script_location)
@@ -96,9 +97,9 @@ def _config(config_file: str | None, script_location: str | None, section: str) 
         where = f"{config_file or 'the configuration'} [{section}]"
         raise ProjectError(
             f"{where} sets no script_location (Flask-Migrate sets it in code, and an ini "
-            f"with several histories keeps one per section){histories}: pass "
-            "--script-location DIR with the directory that holds env.py and versions/, or "
-            "--name SECTION (Alembic's -n)"
+            f"with several histories keeps one per section){histories}: pass the "
+            "directory that holds env.py and versions/ as script_location=DIR, or the "
+            "section as name=SECTION (Alembic's -n)"
         )
     return config
 

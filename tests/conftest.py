@@ -6,13 +6,16 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pgsource
+from helpers import CLEARED_ENV, connect
 
 _source: pgsource.Source | None = None
 _failure: str | None = None
@@ -64,3 +67,19 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng = new_engine(database_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def observer(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A plain autocommit session of the test's own that looks at its database from outside."""
+    with connect(database_url) as conn:
+        yield conn
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting from the developer's shell, and the test's own directory as the current
+    one: for tests that run the CLI (``pytest.mark.usefixtures("clean_environment")``)."""
+    for name in CLEARED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)

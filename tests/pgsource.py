@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
+from helpers import libpq
 from sqlalchemy.engine import make_url
 
 ENV_URL = "SQLMIG_TEST_DATABASE_URL"
@@ -71,7 +72,7 @@ def choose_source(env: Mapping[str, str], starters: Starters | None = None) -> S
 
 
 def from_url(url: str) -> Source:
-    with psycopg.connect(_libpq(url), connect_timeout=5) as conn:
+    with psycopg.connect(libpq(url), connect_timeout=5) as conn:
         conn.execute("SELECT 1")
     return Source(ENV_URL, url)
 
@@ -110,23 +111,17 @@ def start_embedded() -> Source:
     return Source("pgserver (embedded PostgreSQL 16)", server.get_uri(), stop)
 
 
-def _libpq(url: str) -> str:
-    """A SQLAlchemy-style URL as a libpq URL (drop any +driver suffix)."""
-    parsed = make_url(url)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @contextmanager
 def fresh_database(admin_url: str) -> Iterator[str]:
     """Create a uniquely named empty database, yield its URL, then drop it."""
     name = f"sqlmig_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
+    with psycopg.connect(libpq(admin_url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
     finally:
-        with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
+        with psycopg.connect(libpq(admin_url), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

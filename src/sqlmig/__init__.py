@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 # The module that defines each public name.
 _MODULES = {
-    "sqlmig.migrator": ("Migrator", "RepairAction"),
+    "sqlmig.migrator": ("Migrator", "RepairAction", "Baseline"),
     "sqlmig.apply": ("MigrationResult", "RunResult"),
     "sqlmig.database": ("new_engine", "safe_url"),
     "sqlmig.locking": ("advisory_lock", "AdvisoryLock"),
@@ -32,6 +32,7 @@ _MODULES = {
         "ValidationError",
         "MigrationFileError",
         "StateError",
+        "AlreadyTrackedError",
         "MigrationError",
         "ConnectionLostError",
         "ConcurrentRunError",
@@ -43,6 +44,8 @@ _PUBLIC = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "AdvisoryLock",
+    "AlreadyTrackedError",
+    "Baseline",
     "ConcurrentRunError",
     "ConnectionLostError",
     "DatabaseUnavailableError",
@@ -94,6 +97,7 @@ if TYPE_CHECKING:
     from sqlmig.apply import MigrationResult, RunResult
     from sqlmig.database import new_engine, safe_url
     from sqlmig.errors import (
+        AlreadyTrackedError,
         ConcurrentRunError,
         ConnectionLostError,
         DatabaseUnavailableError,
@@ -112,7 +116,7 @@ if TYPE_CHECKING:
     )
     from sqlmig.events import Event, LockWaiting, MigrationDone, MigrationStarted
     from sqlmig.locking import AdvisoryLock, advisory_lock
-    from sqlmig.migrator import Migrator, RepairAction
+    from sqlmig.migrator import Baseline, Migrator, RepairAction
     from sqlmig.outcome import Direction, Outcome
     from sqlmig.tracker import Tracker
     from sqlmig.validation import validate_files

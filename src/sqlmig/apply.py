@@ -36,7 +36,7 @@ from sqlmig.errors import (
     SqlmigError,
     signal_name,
 )
-from sqlmig.events import MigrationDone, MigrationStarted, OnEvent, ignore
+from sqlmig.events import MigrationDone, MigrationStarted, OnEvent, ServerNotice, ignore
 from sqlmig.outcome import Cause, Direction, Outcome, Progress, Stop, account, cause_of
 from sqlmig.plan import Plan, may_be_partial
 from sqlmig.sink import (
@@ -77,6 +77,7 @@ class MigrationResult:
     direction: Direction
     duration_ms: int
     transactional: bool
+    notices: tuple[ServerNotice, ...] = ()  # what the server said while it ran
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class Step:
     statements: tuple[Statement, ...] = ()  # no transaction: the script, split
     committed: int = 0  # no transaction: statements that ran
     segment: tuple[int, int] | None = None  # no transaction: its BEGIN…COMMIT in flight
+    notices: list[ServerNotice] = field(default_factory=list)
 
     @property
     def migration(self) -> Migration:
@@ -263,7 +265,13 @@ class Applier:
         except SendFailed as failed:
             raise self._failure(failed) from None
         result = MigrationResult(
-            m.version, m.name, m.filename, direction, _ms_since(start), script.transactional
+            m.version,
+            m.name,
+            m.filename,
+            direction,
+            _ms_since(start),
+            script.transactional,
+            tuple(self.step.notices),
         )
         self.done.append(result)
         self.step = None
@@ -285,7 +293,8 @@ class Applier:
             raise self._failure(failed) from None
         ms = _ms_since(start)
         for index, m in enumerate(group):
-            self.done.append(MigrationResult(m.version, m.name, m.filename, direction, ms, True))
+            result = MigrationResult(m.version, m.name, m.filename, direction, ms, True)
+            self.done.append(result)
             self.on_event(MigrationDone(m, index, total, direction, ms))
         self.step = None
 
@@ -524,6 +533,25 @@ class Applier:
             signal=signal,
             completed=tuple(self.done),
         )
+
+    def notice(self, severity: str, message: str, detail: str | None, hint: str | None) -> None:
+        """A message from the server: told, logged, and kept with its migration."""
+        step = self.step
+        # Which migration of a --single-transaction group said it is not known.
+        m = step.migration if step is not None and len(step.migrations) == 1 else None
+        notice = ServerNotice(
+            severity,
+            message,
+            detail,
+            hint,
+            m.version if m is not None else None,
+            step.direction if step is not None else None,
+        )
+        if step is not None:
+            step.notices.append(notice)
+        level = logging.WARNING if severity in ("WARNING", "ERROR") else logging.INFO
+        log.log(level, "%s%s", f"{notice.version}: " if notice.version else "", notice)
+        self.on_event(notice)
 
     def _count_done(self, step: Step) -> None:
         """A migration that committed although the run stopped: it is done."""

@@ -160,10 +160,14 @@ class Cli(clikit.Cli):
             self.reporter.close()
 
     def _event(self, event: Event) -> None:
-        from sqlmig.events import LockWaiting
+        from sqlmig.events import LockWaiting, ServerNotice
 
         if isinstance(event, LockWaiting):
             self.waiting(event.holder)
+        elif isinstance(event, ServerNotice):
+            # With --verbose the sqlmig logger shows every notice already.
+            if event.warning and not self.verbose and self.reporter is not None:
+                self.reporter.line(f"{event.version or 'server'}: {event}")
         elif self.reporter is not None:
             self.reporter(event)
 
@@ -184,10 +188,10 @@ class Reporter:
             if self.bar is None and event.total > 5 and sys.stderr.isatty():
                 self._start_bar(event.total)
             doing = "" if event.direction == "up" else "rolling back "
-            self._line(f"{step} {doing}{m.version} {m.name} ...")
+            self.line(f"{step} {doing}{m.version} {m.name} ...")
         else:
             done = "done" if event.direction == "up" else "rolled back"
-            self._line(f"{step} {m.version} {m.name} {done} in {event.duration_ms} ms")
+            self.line(f"{step} {m.version} {m.name} {done} in {event.duration_ms} ms")
             if self.bar is not None:
                 self.bar.advance(self.task)
                 if event.index + 1 == event.total:
@@ -207,7 +211,8 @@ class Reporter:
         self.task = self.bar.add_task("migrating", total=total)
         self.bar.start()
 
-    def _line(self, text: str) -> None:
+    def line(self, text: str) -> None:
+        """A line on stderr, above the bar when there is one."""
         if self.bar is not None:
             self.bar.console.print(text, markup=False, highlight=False)
         else:

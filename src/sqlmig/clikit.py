@@ -1,7 +1,8 @@
 """What every ``sqlmig`` command shares, sqlmig's own and a plugin's.
 
 The global options' state (:class:`Cli`), :func:`run` that turns errors into one
-message and their exit code, and :func:`run_plugin`, which runs a command another
+message and their exit code (worded with the command line's flags: :data:`FLAGS`),
+and :func:`run_plugin`, which runs a command another
 package provides through the ``sqlmig.commands`` entry points (``alembic_compat``
 provides ``sqlmig alembic``). A plugin imports these from here, never from
 :mod:`sqlmig.cli`, so neither imports the other.
@@ -9,10 +10,11 @@ provides ``sqlmig alembic``). A plugin imports these from here, never from
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -29,6 +31,40 @@ if TYPE_CHECKING:
 PLUGINS = "sqlmig.commands"
 """The entry-point group of commands other packages add: name = "module:function", a
 function that returns the command's typer app (see :func:`run_plugin`)."""
+
+
+FLAGS: Mapping[str, str] = {
+    "directory": "--dir",
+    "table": "--table",
+    "lock_timeout": "--lock-timeout",
+    "steps": "--steps",
+    "target": "--to",
+    "allow_out_of_order": "--allow-out-of-order",
+    "allow_drift": "--allow-drift",
+    "single_transaction": "--single-transaction",
+    "jobs": "--jobs",
+    "budget": "--connection-budget",
+    "on_error": "--on-error",
+}
+"""The library's keyword arguments and the flags that set them. A library error words
+an option as a Python caller passes it and lists it in ``options``
+(:class:`sqlmig.errors.SqlmigError`); :func:`in_flags` shows the flag instead. A
+plugin adds its own with ``run(..., flags={**FLAGS, ...})``."""
+
+
+def in_flags(exc: BaseException, flags: Mapping[str, str] = FLAGS) -> str:
+    """The error's message with each option it names as the command line's flag:
+    ``allow_drift=True`` becomes ``--allow-drift``, ``directory=DIR`` ``--dir DIR``."""
+    text = str(exc)
+    named: tuple[str, ...] = getattr(exc, "options", ())
+    if not named:
+        return text
+
+    def flag(match: re.Match[str]) -> str:
+        return flags[match[1]] if match[2] else f"{flags[match[1]]} "
+
+    # name=True, whatever follows it, is the flag alone; name=VALUE is the flag and VALUE.
+    return re.sub(rf"\b({'|'.join(named)})=(?:(True)\b|(?=\S))", flag, text)
 
 
 class Format(str, Enum):
@@ -114,8 +150,11 @@ def _state(ctx: typer.Context) -> Cli:
     return cli
 
 
-def run(ctx: typer.Context, body: Callable[[C], int | None]) -> NoReturn:
-    """Run a command: errors become one clear message and their exit code."""
+def run(
+    ctx: typer.Context, body: Callable[[C], int | None], *, flags: Mapping[str, str] = FLAGS
+) -> NoReturn:
+    """Run a command: errors become one clear message, in ``flags``' terms, and their
+    exit code."""
     cli = cast(C, _state(ctx))  # what the root callback made: the Cli the body expects
     with _signals_as_interrupts():
         try:
@@ -124,12 +163,12 @@ def run(ctx: typer.Context, body: Callable[[C], int | None]) -> NoReturn:
             finally:
                 cli.finish()
         except (SqlmigError, MigrationInterrupted) as exc:
-            _fail(cli, exc)
+            _fail(cli, exc, flags)
         except KeyboardInterrupt as exc:  # outside any run: nothing was in progress
             what = "while no migration was in progress. Run `sqlmig status` to see the state."
-            _fail(cli, MigrationInterrupted.between(exc, what))
+            _fail(cli, MigrationInterrupted.between(exc, what), flags)
         except Exception as exc:
-            _fail(cli, _unexpected(cli, exc))
+            _fail(cli, _unexpected(cli, exc), flags)
     raise typer.Exit(code)
 
 
@@ -190,18 +229,19 @@ def _unexpected(cli: Cli, exc: Exception) -> SqlmigError:
     return error
 
 
-def _fail(cli: Cli, exc: SqlmigError | MigrationInterrupted) -> NoReturn:
+def _fail(cli: Cli, exc: SqlmigError | MigrationInterrupted, flags: Mapping[str, str]) -> NoReturn:
     if cli.verbose:
         import traceback
 
         password = _password(cli)
         text = "".join(traceback.format_exception(exc))
         print(text.replace(password, "***") if password else text, file=sys.stderr)
+    message = in_flags(exc, flags)
     if cli.json:
         from sqlmig.render import error_json
 
-        cli.emit(error_json(cli.command, exc))
-    print(f"error: {exc}", file=sys.stderr, flush=True)
+        cli.emit(error_json(cli.command, exc, message))
+    print(f"error: {message}", file=sys.stderr, flush=True)
     raise typer.Exit(exc.exit_code)
 
 

@@ -16,11 +16,24 @@ if TYPE_CHECKING:
 
 
 class SqlmigError(Exception):
-    """Base of every error sqlmig raises on purpose."""
+    """Base of every error sqlmig raises on purpose.
+
+    A message names an option as a Python caller passes it (``allow_drift=True``,
+    ``directory=DIR``) and lists it in ``options``, so that the command line can show
+    its own flag there instead (``--allow-drift``, ``--dir DIR``: sqlmig.clikit.FLAGS)
+    without touching anything else the message quotes (SQL, paths, server text).
+    """
 
     exit_code: ClassVar[int] = 1
     # What a run finished before it stopped on this error (MigrationResult values).
     completed: tuple[Any, ...] = ()
+    # The keyword arguments the message names, as ``name=True`` or ``name=VALUE``.
+    options: tuple[str, ...] = ()
+
+    def __init__(self, *args: object, options: tuple[str, ...] = ()) -> None:
+        super().__init__(*args)
+        if options:
+            self.options = options
 
 
 # --- usage and configuration (exit 2) -------------------------------------
@@ -43,6 +56,8 @@ class InvalidIdentifierError(UsageError):
 class IncompatibleTableError(UsageError):
     """A table with the tracking table's name exists with another shape."""
 
+    options = ("table",)
+
     def __init__(self, table: str, columns: list[str], expected: list[str]) -> None:
         self.table = table
         self.columns = columns
@@ -51,7 +66,7 @@ class IncompatibleTableError(UsageError):
             f"table {table} exists but is not a sqlmig tracking table: it has columns "
             f"({', '.join(columns)}), sqlmig needs ({', '.join(expected)}). It was left "
             "unchanged. It probably belongs to another migration tool; choose another "
-            "table name with --table (or table=...)."
+            "table name with table=NAME."
         )
 
 
@@ -120,6 +135,8 @@ class LockError(SqlmigError):
 class LockTimeoutError(LockError):
     """Another session held the lock for longer than we were willing to wait."""
 
+    options = ("lock_timeout",)
+
     def __init__(self, lock_id: int, timeout: float, holder: str | None) -> None:
         self.lock_id = lock_id
         self.timeout = timeout
@@ -128,7 +145,7 @@ class LockTimeoutError(LockError):
         who = holder or "another session (PostgreSQL does not show which)"
         super().__init__(
             f"could not take the migration lock (advisory lock {lock_id}) {waited}: "
-            f"it is held by {who}. Wait for that run to finish, raise --lock-timeout, "
+            f"it is held by {who}. Wait for that run to finish, raise lock_timeout=SECONDS, "
             "or end the holder with pg_terminate_backend(pid) if it is stuck."
         )
 
@@ -180,10 +197,29 @@ class StateError(ValidationError):
     to do next.
     """
 
-    def __init__(self, summary: str, problems: list[str], advice: str) -> None:
+    def __init__(
+        self, summary: str, problems: list[str], advice: str, *, options: tuple[str, ...] = ()
+    ) -> None:
         self.problems = problems
         lines = "".join(f"\n  {p}" for p in problems)
-        super().__init__(f"{summary}; nothing was run:{lines}\n{advice}")
+        super().__init__(f"{summary}; nothing was run:{lines}\n{advice}", options=options)
+
+
+class AlreadyTrackedError(StateError):
+    """``baseline`` refused: the tracking table already records migrations.
+
+    ``table`` and ``recorded`` (how many rows) let a caller that baselines on its own
+    behalf (``alembic_compat.adopt``) say so in its own words.
+    """
+
+    def __init__(self, table: str, recorded: int, problems: list[str]) -> None:
+        self.table = table
+        self.recorded = recorded
+        super().__init__(
+            f"cannot baseline: the tracking table {table} already records migrations",
+            problems,
+            "baseline is for a database that sqlmig has never migrated.",
+        )
 
 
 class MigrationError(SqlmigError):

@@ -43,7 +43,32 @@ class LockWaiting:
     timeout: float
 
 
-Event = MigrationStarted | MigrationDone | LockWaiting
+@dataclass(frozen=True)
+class ServerNotice:
+    """A message the server sent while a migration ran (``RAISE WARNING``, a deprecation,
+    "SET LOCAL can only be used in transaction blocks"): ``severity`` is PostgreSQL's
+    (WARNING, NOTICE, INFO...); ``version`` the migration it came from, if any."""
+
+    severity: str
+    message: str
+    detail: str | None
+    hint: str | None
+    version: str | None
+    direction: Direction | None
+
+    @property
+    def warning(self) -> bool:
+        return self.severity == "WARNING"
+
+    def __str__(self) -> str:
+        text = f"{self.severity}: {self.message}"
+        for label, value in (("DETAIL", self.detail), ("HINT", self.hint)):
+            if value:
+                text += f" ({label}: {value})"
+        return text
+
+
+Event = MigrationStarted | MigrationDone | LockWaiting | ServerNotice
 OnEvent = Callable[[Event], None]
 
 

@@ -304,9 +304,14 @@ def migrate_fleet(
     if command not in COMMANDS:
         raise UsageError(f"a fleet runs {', '.join(COMMANDS)}, not {command!r}")
     if jobs < 1 or budget < 2:
-        raise UsageError("--jobs must be 1 or more and the connection budget 2 or more")
+        raise UsageError(
+            f"jobs={jobs}, budget={budget}: jobs must be 1 or more and budget 2 or more",
+            options=("jobs", "budget"),
+        )
     if on_error not in ("stop", "continue"):
-        raise UsageError(f"--on-error is stop or continue, not {on_error!r}")
+        raise UsageError(
+            f"on_error={on_error!r}: it is 'stop' or 'continue'", options=("on_error",)
+        )
     _unique(targets, "the fleet")
     options = FleetOptions(
         Path(directory),

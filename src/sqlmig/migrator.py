@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from types import EllipsisType, TracebackType
 from typing import TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
 
 from sqlmig.apply import Applier, Bookkeeping, MigrationResult, RunResult
 from sqlmig.database import connect, new_engine
-from sqlmig.errors import MigrationInterrupted, StateError, UsageError
+from sqlmig.errors import AlreadyTrackedError, MigrationInterrupted, UsageError
 from sqlmig.events import OnEvent, ignore
 from sqlmig.locking import MIGRATION_LOCK_ID, AdvisoryLock, LockStrategy
 from sqlmig.outcome import Direction
@@ -38,14 +40,21 @@ from sqlmig.plan import (
     statuses,
 )
 from sqlmig.run import Options, Run, query_failure, refuse_no_transaction
-from sqlmig.sink import Collector
+from sqlmig.sink import Collector, Command, Role
 from sqlmig.source import Migration, load_migrations
 from sqlmig.tracker import DEFAULT_TABLE, AppliedMigration, Tracker, migrations_table
 from sqlmig.validation import validate_files as validate_files  # also public here
 
 T = TypeVar("T")
 
-__all__ = ["MigrationResult", "Migrator", "RepairAction", "RunResult", "validate_files"]
+__all__ = [
+    "Baseline",
+    "MigrationResult",
+    "Migrator",
+    "RepairAction",
+    "RunResult",
+    "validate_files",
+]
 
 
 class RepairAction(str, enum.Enum):
@@ -55,6 +64,21 @@ class RepairAction(str, enum.Enum):
     ROLLED_BACK = "rolled_back"  # its changes were undone
     FORGET = "forget"  # drop the row
     CHECKSUM = "checksum"  # an intentional edit: record the file's checksum
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What ``Migrator.baseline`` records: every migration up to ``version``.
+
+    ``before`` and ``after`` are the caller's statements (Core expressions), sent in
+    the records' transaction before and after them: a guard that fails the
+    transaction when the database is no longer as it was read, a table to drop. All
+    of it commits, or none.
+    """
+
+    version: str
+    before: Sequence[ClauseElement] = ()
+    after: Sequence[ClauseElement] = ()
 
 
 class Migrator:
@@ -229,31 +253,45 @@ class Migrator:
 
         return self._locked(body)
 
-    def baseline(self, version: str) -> list[str]:
+    def baseline(self, version: str | Callable[[], Baseline]) -> list[str]:
         """Record every migration up to ``version`` as applied without running it.
 
         For adopting a database whose schema already exists. Refuses when anything is
-        recorded already. Returns the versions recorded.
+        recorded already (AlreadyTrackedError). The tracking table when missing and
+        every record commit in one transaction. ``version`` may instead be a function
+        returning a :class:`Baseline`, called under the lock once the table is known to
+        record nothing, so that what it reads from the database can be guarded until
+        the records commit (``alembic_compat.adopt`` reads Alembic's revision there).
+        Returns the versions recorded.
         """
 
         def record(run: Run, migrations: list[Migration]) -> list[str]:
             rows = run.rows()
             if rows:
-                raise StateError(
-                    f"cannot baseline: the tracking table {self.tracker.display_name} already "
-                    "records migrations",
+                raise AlreadyTrackedError(
+                    self.tracker.display_name,
+                    len(rows),
                     [f"{r.version} {r.filename}: {r.status}" for r in rows[:10]],
-                    "baseline is for a database that sqlmig has never migrated.",
                 )
-            if not version.isdigit() or all(m.number != int(version) for m in migrations):
-                raise UsageError(f"baseline version {version} is not a known migration file")
-            chosen = [m for m in migrations if m.number <= int(version)]
-            if rows is None:
-                run.create_table()
-            book = Bookkeeping(self.tracker, self.engine.dialect)
-            records = [book.done(m, Direction.UP, 0) for m in chosen]
-            run.record(records, f"record {len(chosen)} migrations as applied")
-            return [m.version for m in chosen]
+            chosen = version() if callable(version) else Baseline(version)
+            last = chosen.version
+            if not last.isdigit() or all(m.number != int(last) for m in migrations):
+                raise UsageError(f"baseline version {last} is not a known migration file")
+            recorded = [m for m in migrations if m.number <= int(last)]
+            dialect = self.engine.dialect
+            # The table too commits with the records: a refusal changes nothing.
+            create = [] if rows is not None else self.tracker.ddl(dialect)
+            book = Bookkeeping(self.tracker, dialect)
+            run.record(
+                [
+                    *(_command(statement, dialect) for statement in chosen.before),
+                    *(Command(sql, {}, Role.RECORD) for sql in create),
+                    *(book.done(m, Direction.UP, 0) for m in recorded),
+                    *(_command(statement, dialect) for statement in chosen.after),
+                ],
+                f"record {len(recorded)} migrations as applied",
+            )
+            return [m.version for m in recorded]
 
         return self._locked(record)
 
@@ -344,3 +382,10 @@ class Migrator:
             raise run.interrupted(exc) from None
         assert interrupted is not None
         raise interrupted from None
+
+
+def _command(statement: ClauseElement, dialect: Dialect) -> Command:
+    """A caller's statement as sqlmig sends its own: values as parameters, and always a
+    parameter mapping (compiled SQL doubles any % in a name, which psycopg undoes)."""
+    compiled = statement.compile(dialect=dialect)
+    return Command(compiled.string, dict(compiled.construct_params() or {}), Role.RECORD)

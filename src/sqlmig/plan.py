@@ -165,7 +165,8 @@ def check_blockers(states: Sequence[MigrationStatus], *, allow_drift: bool = Fal
                 )
                 for s in drifted
             ],
-            advice + "; to run anyway pass --allow-drift.",
+            advice + "; to run anyway pass allow_drift=True.",
+            options=("allow_drift",),
         )
 
 
@@ -206,7 +207,7 @@ def plan_up(
 ) -> Plan:
     """Pending migrations in order, up to ``target`` (inclusive) or ``steps`` of them."""
     if steps is not None and steps < 0:
-        raise UsageError(f"--steps must be 0 or more, not {steps}")
+        raise _negative(steps)
     runnable = (State.PENDING, State.ROLLED_BACK, State.FAILED)
     pending = [s for s in states if s.state in runnable and s.migration is not None]
     if target is not None:
@@ -222,7 +223,8 @@ def plan_up(
             f"pending migrations are older than the newest applied one ({highest})",
             [f"{s.version} {s.filename}: pending" for s in early],
             "This usually follows a merge of parallel branches. Check that they do not "
-            "depend on the newer ones, then run with --allow-out-of-order.",
+            "depend on the newer ones, then run with allow_out_of_order=True.",
+            options=("allow_out_of_order",),
         )
     return Plan("up", tuple(s.migration for s in pending if s.migration is not None))
 
@@ -243,7 +245,7 @@ def plan_down(
         chosen = applied
     else:
         if steps < 0:
-            raise UsageError(f"--steps must be 0 or more, not {steps}")
+            raise _negative(steps)
         chosen = applied[:steps]
     missing = [s for s in chosen if s.migration is None or s.migration.down is None]
     if missing:
@@ -257,3 +259,8 @@ def plan_down(
             "Write the down scripts, or roll back fewer steps.",
         )
     return Plan("down", tuple(s.migration for s in chosen if s.migration is not None))
+
+
+def _negative(steps: int) -> UsageError:
+    """The refusal of a negative ``steps``, the same for up and down."""
+    return UsageError(f"steps={steps}: the number of steps must be 0 or more", options=("steps",))

@@ -42,6 +42,10 @@ def result_json(result: MigrationResult) -> dict[str, Any]:
         "direction": result.direction,
         "duration_ms": result.duration_ms,
         "transactional": result.transactional,
+        "notices": [
+            {"severity": n.severity, "message": n.message, "detail": n.detail, "hint": n.hint}
+            for n in result.notices
+        ],
     }
 
 
@@ -96,11 +100,15 @@ def history_json(rows: Sequence[AppliedMigration]) -> dict[str, Any]:
     }
 
 
-def error_json(command: str, exc: SqlmigError | MigrationInterrupted) -> dict[str, Any]:
+def error_json(
+    command: str, exc: SqlmigError | MigrationInterrupted, message: str | None = None
+) -> dict[str, Any]:
+    """The failure document; ``message`` is the error's as its reader should see it (the
+    command line's names its flags), else its own."""
     error: dict[str, Any] = {
         "type": type(exc).__name__,
         "exit_code": exc.exit_code,
-        "message": str(exc),
+        "message": str(exc) if message is None else message,
     }
     if isinstance(exc, MigrationError):
         error.update(

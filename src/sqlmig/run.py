@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -219,6 +219,7 @@ class Run:
             try:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
                 enable_keepalives(conn)
+                conn.connection.driver_connection.add_notice_handler(self._notice)  # type: ignore[union-attr]
                 self._restore = self._set_session(conn)
             except BaseException:
                 conn.invalidate()
@@ -368,10 +369,19 @@ class Run:
         )
         return Outcome.APPLIED if committed else Outcome.ROLLED_BACK
 
+    def _notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        """The server's WARNINGs and NOTICEs on the work connection, to the apply body."""
+        if self._applier is not None:
+            severity = diag.severity_nonlocalized or diag.severity or "NOTICE"
+            message = diag.message_primary or ""
+            self._applier.notice(severity, message, diag.message_detail, diag.message_hint)
+
     def _close_work(self) -> None:
         conn, self._work = self._work, None
         if conn is None:
             return
+        with suppress(Exception):  # the application's connection must not keep our handler
+            conn.connection.driver_connection.remove_notice_handler(self._notice)  # type: ignore[union-attr]
         try:
             # An engine sqlmig made dies with the Migrator; an application's keeps
             # its connections, which must go back as they came.
@@ -388,16 +398,18 @@ class Run:
 
 
 def refuse_no_transaction(plan: Plan) -> None:
-    """--single-transaction cannot hold a migration that must run outside one."""
+    """One transaction for the whole plan cannot hold a migration that must run
+    outside one."""
     direction = Direction(plan.direction)
     outside = [m for m in plan.migrations if not script_of(m, direction).transactional]
     if outside:
         raise UsageError(
-            "--single-transaction runs every pending migration in one transaction, but "
+            "single_transaction=True runs every pending migration in one transaction, but "
             + ", ".join(f"{m.version} ({script_of(m, direction).path})" for m in outside)
             + " must run outside a transaction (-- sqlmig:no-transaction); nothing was run. "
-            "Run without --single-transaction, or apply up to the migration before it first "
-            "(--to VERSION)."
+            "Run without single_transaction=True, or apply up to the migration before it "
+            "first (target=VERSION).",
+            options=("single_transaction", "target"),
         )
 
 

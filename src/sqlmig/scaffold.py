@@ -192,5 +192,6 @@ def _make_directory(folder: Path) -> None:
     except OSError as exc:
         raise UsageError(
             f"cannot create the migrations directory {folder}: {exc.strerror or exc}; "
-            "pass --dir with a directory"
+            "pass another one as directory=DIR",
+            options=("directory",),
         ) from None

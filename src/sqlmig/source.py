@@ -201,10 +201,14 @@ def _list_directory(root: str) -> list[os.DirEntry[str]]:
         with os.scandir(root) as it:
             return list(it)
     except FileNotFoundError:
-        raise UsageError(f"{where} does not exist; create it or pass --dir") from None
+        raise UsageError(
+            f"{where} does not exist; create it or pass directory=DIR", options=("directory",)
+        ) from None
     except NotADirectoryError:
         raise UsageError(
-            f"{where} is not a directory; pass --dir with the directory that holds the .sql files"
+            f"{where} is not a directory; pass the directory that holds the .sql files as "
+            "directory=DIR",
+            options=("directory",),
         ) from None
     except OSError as e:
         raise UsageError(f"cannot read {where}: {_reason(e)}") from None

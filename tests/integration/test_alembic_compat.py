@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy.dialects import postgresql
 from typer.testing import CliRunner
 
+from alembic_compat import adopt as adopt_module
 from alembic_compat.adopt import adopt
 from alembic_compat.compare import check, draft
 from alembic_compat.errors import AdoptError, PendingMigrationsError
@@ -298,6 +299,28 @@ def test_adopt_refuses_without_alembic_version_empty_or_with_several_rows(
         adopt(database_url, migrations)
     assert caught.value.problems == ["1a2b3c4d5e01", "abc"]
     assert tracked(database_url) == []
+
+
+def test_adopt_records_nothing_when_the_revision_moves_before_the_records_commit(
+    database_url: str, migrations: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alembic(database_url, "upgrade", MIDDLE)
+    read = adopt_module._revisions
+
+    def read_then_move(engine: sa.Engine, table: sa.Table) -> list[str] | None:
+        found = read(engine, table)
+        monkeypatch.setattr(adopt_module, "_revisions", read)  # only this read races
+        execute(database_url, "UPDATE alembic_version SET version_num = '5e6f70819205'")
+        return found
+
+    monkeypatch.setattr(adopt_module, "_revisions", read_then_move)
+
+    with pytest.raises(AdoptError) as caught:
+        adopt(database_url, migrations, drop_alembic_version=True)
+
+    assert f"it held {MIDDLE} when read, it is now 5e6f70819205" in str(caught.value)
+    assert not has_table(database_url, "schema_migrations")
+    assert execute(database_url, "SELECT version_num FROM alembic_version") == [[("5e6f70819205",)]]
 
 
 def test_adopt_through_the_command_line(database_url: str, migrations: Path) -> None:

@@ -28,8 +28,8 @@ import importlib.util
 import os
 from pathlib import Path
 
-import psycopg
 import pytest
+from helpers import connect, sessions, write
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
@@ -49,20 +49,9 @@ if importlib.util.find_spec("greenlet") is None:  # SQLAlchemy's asyncio support
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
 
 
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_bytes(content.encode("utf-8"))
-    return directory
-
-
 def async_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url).set(drivername="postgresql+psycopg_async")
     return create_async_engine(url, pool_size=3, connect_args={"application_name": "async-app"})
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 MIGRATIONS = {
@@ -85,12 +74,8 @@ def test_async_application_runs_migrations_through_run_sync(
     observed: list[int] = []
 
     def progress(event: Event) -> None:
-        with psycopg.connect(libpq(database_url), autocommit=True) as observer:
-            row = observer.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'async-app'"
-            ).fetchone()
-            assert row is not None
-            observed.append(int(row[0]))
+        with connect(database_url) as observer:
+            observed.append(sessions(observer, "async-app"))
 
     async def main() -> tuple[RunResult, list[str], RunResult, int]:
         engine = async_engine(database_url)

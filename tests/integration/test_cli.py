@@ -8,7 +8,6 @@ check that the sentinel password never reaches stdout or stderr.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,20 +17,15 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from cli_env import CLEARED_ENV, clean_environ
-from sqlalchemy import Engine, text
+from helpers import SENTINEL, clean_environ, document, invoke, tables, tracking, write
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner, Result
 
-from sqlmig.cli import app
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_environment")]
 
-pytestmark = pytest.mark.integration
-
-SENTINEL = "Sentinel-PW-9f3k"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
 SCRIPT = Path(sys.executable).parent / "sqlmig"
 VERSIONS = [
@@ -57,13 +51,6 @@ FILENAMES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in CLEARED_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.fixture
 def url(database_url: str) -> str:
     """The test database's URL with a password the server ignores (trust auth)."""
@@ -74,12 +61,6 @@ def url(database_url: str) -> str:
 def examples(tmp_path: Path) -> Path:
     """A copy of examples/migrations in ./migrations, the default --dir."""
     return Path(shutil.copytree(EXAMPLES, tmp_path / "migrations"))
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
-    assert SENTINEL not in result.stdout + result.stderr
-    return result
 
 
 def script(
@@ -93,36 +74,6 @@ def script(
     )
     assert SENTINEL not in done.stdout + done.stderr
     return done
-
-
-def document(stdout: str) -> dict[str, Any]:
-    """stdout as exactly one JSON document (json.loads fails on anything more)."""
-    parsed: dict[str, Any] = json.loads(stdout)
-    return parsed
-
-
-def rows(engine: Engine, table: str = "schema_migrations") -> list[tuple[str, str]]:
-    with engine.connect() as conn:
-        return [
-            (r.version, r.status)
-            for r in conn.execute(text(f"SELECT version, status FROM {table} ORDER BY version"))
-        ]
-
-
-def tables(engine: Engine) -> set[str]:
-    with engine.connect() as conn:
-        return set(
-            conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            ).scalars()
-        )
-
-
-def write(folder: Path, files: dict[str, str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, body in files.items():
-        (folder / name).write_text(body)
-    return folder
 
 
 FAILING = {
@@ -149,7 +100,7 @@ def test_up_applies_every_pending_migration_and_reports_each(
     assert progress[0] == f"[1/5] {VERSIONS[0]} create_accounts ..."
     assert progress[1].startswith(f"[1/5] {VERSIONS[0]} create_accounts done in ")
     assert progress[-1].startswith(f"[5/5] {VERSIONS[4]} index_active_projects done in ")
-    assert rows(engine) == [(v, "applied") for v in VERSIONS]
+    assert tracking(engine) == dict.fromkeys(VERSIONS, "applied")
     assert {"accounts", "projects"} <= tables(engine)
 
     again = invoke("--database-url", url, "up")
@@ -160,12 +111,12 @@ def test_up_applies_every_pending_migration_and_reports_each(
 def test_up_to_and_steps(url: str, examples: Path, engine: Engine) -> None:
     to = invoke("--database-url", url, "up", "--to", VERSIONS[1])
     assert to.exit_code == 0
-    assert rows(engine) == [(v, "applied") for v in VERSIONS[:2]]
+    assert tracking(engine) == dict.fromkeys(VERSIONS[:2], "applied")
 
     steps = invoke("--database-url", url, "up", "--steps", "2")
     assert steps.exit_code == 0
     assert steps.stdout.startswith("applied 2 migrations in ")
-    assert rows(engine) == [(v, "applied") for v in VERSIONS[:4]]
+    assert tracking(engine) == dict.fromkeys(VERSIONS[:4], "applied")
 
     unknown = invoke("--database-url", url, "up", "--to", "123")
     assert unknown.exit_code == 2
@@ -212,7 +163,7 @@ def test_up_refuses_out_of_order_unless_allowed(url: str, tmp_path: Path, engine
         "  0001 0001_a.up.sql: pending\n"
     )
     assert allowed.exit_code == 0
-    assert rows(engine) == [("0001", "applied"), ("0002", "applied")]
+    assert tracking(engine) == {"0001": "applied", "0002": "applied"}
 
 
 def test_up_refuses_drift_unless_allowed(url: str, tmp_path: Path, engine: Engine) -> None:
@@ -233,7 +184,7 @@ def test_up_refuses_drift_unless_allowed(url: str, tmp_path: Path, engine: Engin
     )
     assert "pass --allow-drift" in refused.stderr
     assert allowed.exit_code == 0
-    assert rows(engine) == [("0001", "applied"), ("0002", "applied")]
+    assert tracking(engine) == {"0001": "applied", "0002": "applied"}
 
 
 def test_statement_timeout_stops_a_slow_migration(url: str, tmp_path: Path) -> None:
@@ -265,7 +216,7 @@ def test_a_failing_migration_exits_1_with_file_line_column_sqlstate_and_caret(
     )
     assert "  3 |   FROM nope;\n    |        ^\n" in error
     assert "Fix the script and run `sqlmig up` again" in error
-    assert rows(engine) == [("0001", "applied"), ("0002", "failed")]
+    assert tracking(engine) == {"0001": "applied", "0002": "failed"}
     assert "u" not in tables(engine)
 
 
@@ -313,19 +264,19 @@ def test_down_rolls_back_one_by_default_then_steps_then_to_then_all(
     one = invoke("--database-url", url, "down")
     assert one.exit_code == 0
     assert one.stdout.startswith("rolled back 1 migration in ")
-    assert rows(engine)[-1] == (VERSIONS[4], "rolled_back")
+    assert list(tracking(engine).items())[-1] == (VERSIONS[4], "rolled_back")
 
     two = invoke("--database-url", url, "down", "--steps", "2")
     assert two.stdout.startswith("rolled back 2 migrations in ")
-    assert [s for _, s in rows(engine)] == ["applied"] * 2 + ["rolled_back"] * 3
+    assert list(tracking(engine).values()) == ["applied"] * 2 + ["rolled_back"] * 3
 
     to = invoke("--database-url", url, "down", "--to", VERSIONS[0])
     assert to.exit_code == 0
-    assert [s for _, s in rows(engine)] == ["applied"] + ["rolled_back"] * 4
+    assert list(tracking(engine).values()) == ["applied"] + ["rolled_back"] * 4
 
     everything = invoke("--database-url", url, "down", "--all", "--yes")
     assert everything.exit_code == 0
-    assert [s for _, s in rows(engine)] == ["rolled_back"] * 5
+    assert list(tracking(engine).values()) == ["rolled_back"] * 5
     assert tables(engine) == {"schema_migrations"}
 
     nothing = invoke("--database-url", url, "down")
@@ -373,7 +324,7 @@ def test_redo_rolls_back_and_reapplies_the_newest(url: str, examples: Path, engi
         (VERSIONS[2], "down"),
         (VERSIONS[2], "up"),
     ]
-    assert rows(engine) == [(v, "applied") for v in VERSIONS[:3]]
+    assert tracking(engine) == dict.fromkeys(VERSIONS[:3], "applied")
 
 
 # --- status, validate, history ------------------------------------------------------
@@ -502,10 +453,10 @@ def test_baseline_records_without_running(url: str, examples: Path, engine: Engi
         0,
         f"recorded 3 migrations as applied, up to {VERSIONS[2]}\n",
     )
-    assert rows(engine) == [(v, "applied") for v in VERSIONS[:3]]
+    assert tracking(engine) == dict.fromkeys(VERSIONS[:3], "applied")
     assert tables(engine) == {"schema_migrations"}
     assert again.exit_code == 1
-    assert document(again.stdout)["error"]["type"] == "StateError"
+    assert document(again.stdout)["error"]["type"] == "AlreadyTrackedError"
 
 
 def test_baseline_json(url: str, examples: Path) -> None:
@@ -543,7 +494,7 @@ def test_repair_resolves_a_failed_row(
     result = invoke("--database-url", url, "repair", "0002", flag)
 
     assert (result.exit_code, result.stdout) == (0, message + "\n")
-    assert rows(engine) == after
+    assert list(tracking(engine).items()) == after
 
 
 def test_repair_checksum_realigns_an_edited_file(url: str, tmp_path: Path) -> None:
@@ -630,7 +581,7 @@ def test_a_lock_released_while_waiting_lets_the_run_proceed(
     assert result.exit_code == 0
     assert result.stderr.startswith("waiting up to 10s for the migration lock, held by pid ")
     assert ", after waiting " in result.stdout
-    assert rows(engine) == [(v, "applied") for v in VERSIONS]
+    assert tracking(engine) == dict.fromkeys(VERSIONS, "applied")
 
 
 # --- the database cannot be reached (exit 4) -------------------------------------------
@@ -669,7 +620,7 @@ def test_option_beats_sqlmig_database_url_beats_database_url_beats_config(
 
     assert from_config.exit_code == 4
     assert (from_database_url.exit_code, from_sqlmig.exit_code, from_option.exit_code) == (0, 0, 0)
-    assert len(rows(engine)) == 5
+    assert len(tracking(engine)) == 5
 
 
 def test_config_in_a_parent_folder_with_dir_relative_to_it(
@@ -684,7 +635,7 @@ def test_config_in_a_parent_folder_with_dir_relative_to_it(
     result = invoke("up", env={"APP_DB_URL": url})
 
     assert result.exit_code == 0, result.stderr
-    assert rows(engine) == [(v, "applied") for v in VERSIONS]
+    assert tracking(engine) == dict.fromkeys(VERSIONS, "applied")
 
 
 def test_pyproject_tool_sqlmig_sets_table_and_schema(
@@ -697,7 +648,7 @@ def test_pyproject_tool_sqlmig_sets_table_and_schema(
     result = invoke("--database-url", url, "up", "--steps", "1")
 
     assert result.exit_code == 0, result.stderr
-    assert rows(engine, "ops.app_migrations") == [(VERSIONS[0], "applied")]
+    assert tracking(engine, "ops.app_migrations") == {VERSIONS[0]: "applied"}
 
 
 def test_an_explicit_config_file(url: str, tmp_path: Path, engine: Engine) -> None:
@@ -709,7 +660,7 @@ def test_an_explicit_config_file(url: str, tmp_path: Path, engine: Engine) -> No
     result = invoke("--config", str(config), "--database-url", url, "up")
 
     assert result.exit_code == 0, result.stderr
-    assert rows(engine, "prod_migrations") == [(v, "applied") for v in VERSIONS]
+    assert tracking(engine, "prod_migrations") == dict.fromkeys(VERSIONS, "applied")
 
 
 def test_environment_sets_dir_and_table(url: str, tmp_path: Path, engine: Engine) -> None:
@@ -720,7 +671,7 @@ def test_environment_sets_dir_and_table(url: str, tmp_path: Path, engine: Engine
     )
 
     assert result.exit_code == 0, result.stderr
-    assert rows(engine, "m") == [(v, "applied") for v in VERSIONS[:2]]
+    assert tracking(engine, "m") == dict.fromkeys(VERSIONS[:2], "applied")
 
 
 def test_quiet_prints_nothing_on_success(url: str, examples: Path) -> None:
@@ -827,4 +778,4 @@ def test_a_progress_bar_on_a_terminal_is_cleared_when_a_migration_fails(
     assert 'relation "t1" already exists' in after_error
     assert "migrating" in text_out  # the bar was shown
     assert "migrating" not in after_error  # and gone before the error
-    assert rows(engine)[-1] == ("0007", "failed")
+    assert list(tracking(engine).items())[-1] == ("0007", "failed")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pgserver
 import psycopg
 import pytest
+from helpers import libpq, tables, tracking, write
 from sqlalchemy.engine import make_url
 from wire import captured
 
@@ -22,36 +22,6 @@ from sqlmig.outcome import Outcome
 pytestmark = pytest.mark.integration
 
 PSQL = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
-
-
-def write(directory: Path, files: Mapping[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content, encoding="utf-8")
-    return directory
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def observer(database_url: str) -> Iterator[psycopg.Connection]:
-    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
-        yield conn
-
-
-def tracking(observer: psycopg.Connection) -> dict[str, str]:
-    exists = observer.execute("SELECT to_regclass('schema_migrations')").fetchone()
-    if exists is None or exists[0] is None:
-        return {}
-    rows = observer.execute("SELECT version, status FROM schema_migrations ORDER BY 1")
-    return {str(v): str(s) for v, s in rows}
-
-
-def tables(observer: psycopg.Connection) -> set[str]:
-    rows = observer.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    return {str(t) for (t,) in rows}
 
 
 # --- SQL errors are the migration's, wherever they happen ---------------------------------
@@ -264,8 +234,9 @@ def test_single_transaction_refuses_a_migration_that_runs_outside_one(
         m.up(single_transaction=True)
 
     assert caught.value.exit_code == 2
+    assert caught.value.options == ("single_transaction", "target")
     assert str(caught.value).startswith(
-        "--single-transaction runs every pending migration in one transaction, but 0002 ("
+        "single_transaction=True runs every pending migration in one transaction, but 0002 ("
     )
     assert "must run outside a transaction (-- sqlmig:no-transaction); nothing was run." in str(
         caught.value
@@ -381,3 +352,67 @@ def test_a_failure_inside_a_segment_rolls_that_segment_back_and_names_what_commi
     assert observer.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'"
     ).fetchone() == (0,)
+
+
+# --- what the server says ------------------------------------------------------------------
+
+WARNS = {
+    "0001_warns.up.sql": "CREATE TABLE t (id int);\n"
+    "DO $$ BEGIN RAISE WARNING 'check the backfill of %', 't'; END $$;\n"
+    "DO $$ BEGIN RAISE NOTICE 'just so you know'; END $$;\n",
+}
+
+
+def test_server_warnings_reach_the_events_the_log_and_the_results(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from sqlmig.events import Event, ServerNotice
+
+    folder = write(tmp_path / "m", WARNS)
+    seen: list[Event] = []
+    with (
+        caplog.at_level(logging.INFO, logger="sqlmig"),
+        Migrator(database_url, folder, on_event=seen.append) as m,
+    ):
+        result = m.up()
+
+    notices = [e for e in seen if isinstance(e, ServerNotice)]
+    assert [(n.severity, n.message, n.version) for n in notices] == [
+        ("WARNING", "check the backfill of t", "0001"),
+        ("NOTICE", "just so you know", "0001"),
+    ]
+    assert result.migrations[0].notices == tuple(notices)
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if "0001: " in r.getMessage()]
+    assert logged == [
+        ("WARNING", "0001: WARNING: check the backfill of t"),
+        ("INFO", "0001: NOTICE: just so you know"),
+    ]
+
+
+def test_the_command_line_shows_warnings_and_json_carries_every_notice(
+    database_url: str, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import sys
+
+    folder = write(tmp_path / "m", WARNS)
+    script = Path(sys.executable).parent / "sqlmig"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQLMIG_")}
+    env.update(DATABASE_URL=database_url, SQLMIG_DIR=str(folder))
+
+    text_run = subprocess.run([str(script), "up"], env=env, capture_output=True, text=True)
+    assert text_run.returncode == 0, text_run.stderr
+    assert "0001: WARNING: check the backfill of t\n" in text_run.stderr
+    assert "just so you know" not in text_run.stderr  # a NOTICE shows with -v only
+
+    again = WARNS["0001_warns.up.sql"].replace("TABLE t ", "TABLE t2 ")
+    write(folder, {"0002_again.up.sql": again})
+    json_run = subprocess.run(
+        [str(script), "--format", "json", "up"], env=env, capture_output=True, text=True
+    )
+    doc = json.loads(json_run.stdout)
+    assert [m["version"] for m in doc["migrations"]] == ["0002"]
+    assert [n["severity"] for n in doc["migrations"][0]["notices"]] == ["WARNING", "NOTICE"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import tables, write
 from sqlalchemy import Engine, text
 
 from sqlmig.errors import MigrationError
@@ -38,18 +39,10 @@ def rows(engine: Engine) -> list[int]:
         return list(conn.execute(text("SELECT id FROM big ORDER BY id")).scalars())
 
 
-def tables(engine: Engine) -> set[str]:
-    with engine.connect() as conn:
-        found = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
-        return set(found.scalars())
-
-
 def test_a_script_sent_in_pieces_runs_every_statement(engine: Engine, tmp_path: Path) -> None:
     script = big_script(8)
     assert len(script) > 2 * GROUP_CHARS  # three pieces at least
-    folder = tmp_path / "migrations"
-    folder.mkdir()
-    (folder / "0001_big.up.sql").write_text(script, encoding="utf-8")
+    folder = write(tmp_path / "migrations", {"0001_big.up.sql": script})
 
     result = Migrator(engine, folder).up()
 
@@ -66,10 +59,8 @@ def test_a_failure_in_any_piece_rolls_back_all_and_is_located_in_the_file(
 ) -> None:
     failing = "  SELECT id FROM no_such_table;"
     script = big_script(8, failing=failing, at=at)
-    folder = tmp_path / "migrations"
-    folder.mkdir()
+    folder = write(tmp_path / "migrations", {"0001_big.up.sql": script})
     path = folder / "0001_big.up.sql"
-    path.write_text(script, encoding="utf-8")
 
     with pytest.raises(MigrationError) as caught:
         Migrator(engine, folder).up()
@@ -87,9 +78,7 @@ def test_a_failure_without_a_position_in_a_later_piece_names_its_statement(
 ) -> None:
     # A duplicate key has no position: the statement that failed is named by its line.
     script = big_script(6) + "INSERT INTO big VALUES (1, 'again');\n"
-    folder = tmp_path / "migrations"
-    folder.mkdir()
-    (folder / "0001_big.up.sql").write_text(script, encoding="utf-8")
+    folder = write(tmp_path / "migrations", {"0001_big.up.sql": script})
 
     with pytest.raises(MigrationError) as caught:
         Migrator(engine, folder).up()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from helpers import libpq
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
@@ -25,11 +26,6 @@ from sqlmig.locking import (
 pytestmark = pytest.mark.integration
 
 
-def libpq(url: str) -> str:
-    """A SQLAlchemy URL as a libpq one, for plain psycopg connections."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def with_application_name(url: str, name: str) -> str:
     return (
         make_url(url)
@@ -44,15 +40,6 @@ def other(database_url: str) -> Iterator[Engine]:
     eng = new_engine(database_url)
     yield eng
     eng.dispose()
-
-
-@pytest.fixture
-def observer(database_url: str) -> Iterator[psycopg.Connection]:
-    """A plain autocommit session that watches pg_stat_activity and pg_locks."""
-    with psycopg.connect(
-        libpq(database_url), autocommit=True, application_name="sqlmig-test-observer"
-    ) as conn:
-        yield conn
 
 
 def can_take(engine: Engine, lock_id: int = MIGRATION_LOCK_ID) -> bool:
@@ -342,13 +329,11 @@ def test_waiting_times_out_naming_the_holder_pid_and_application(
             assert release_lock(holder)
     finally:
         holder_engine.dispose()
-    message = str(timed_out.value)
-    assert f"pid {holder_pid} (" in message
-    assert "holder-app" in message
-    assert "within 0.5s" in message
-    assert str(MIGRATION_LOCK_ID) in message
-    assert timed_out.value.exit_code == 3
-    assert timed_out.value.timeout == 0.5
+    error = timed_out.value
+    assert (error.lock_id, error.timeout, error.exit_code) == (MIGRATION_LOCK_ID, 0.5, 3)
+    assert error.holder is not None and error.holder.startswith(f"pid {holder_pid} (")
+    assert "holder-app" in error.holder
+    assert f"within 0.5s: it is held by {error.holder}" in str(error)
     assert 0.5 <= elapsed < 2.0
     # The waiting connection was not left checked out, nor holding anything.
     assert engine.pool.checkedout() == before

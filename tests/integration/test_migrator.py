@@ -9,19 +9,26 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
+from helpers import query, sessions, tables, tracking, write
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from sqlmig.errors import MigrationError, MigrationFileError, StateError, UsageError
+from sqlmig.errors import (
+    AlreadyTrackedError,
+    MigrationError,
+    MigrationFileError,
+    QueryError,
+    StateError,
+    UsageError,
+)
 from sqlmig.events import Event, MigrationStarted
-from sqlmig.migrator import Migrator
+from sqlmig.migrator import Baseline, Migrator
 from sqlmig.outcome import Outcome
 from sqlmig.plan import State
 
@@ -33,56 +40,11 @@ LOCK_ID = 123456789
 # --- helpers ---------------------------------------------------------------------
 
 
-def write(directory: Path, files: Mapping[str, str | bytes]) -> Path:
-    """Write each file byte for byte (no newline translation); return the directory."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        data = content if isinstance(content, bytes) else content.encode("utf-8")
-        (directory / name).write_bytes(data)
-    return directory
-
-
 @pytest.fixture
 def migrations(tmp_path: Path) -> Path:
     folder = tmp_path / "migrations"
     folder.mkdir()
     return folder
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-def observer(database_url: str) -> Iterator[psycopg.Connection]:
-    """A plain autocommit session that looks at the database from outside."""
-    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
-        yield conn
-
-
-def tables(engine: Engine) -> set[str]:
-    with engine.connect() as conn:
-        return set(
-            conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
-            .scalars()
-            .all()
-        )
-
-
-def recorded(engine: Engine) -> dict[str, str]:
-    """version -> status in the tracking table; empty when the table does not exist."""
-    if "schema_migrations" not in tables(engine):
-        return {}
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT version, status FROM schema_migrations ORDER BY version::bigint")
-        )
-        return {version: status for version, status in rows}
-
-
-def query(engine: Engine, sql: str) -> list[tuple[object, ...]]:
-    with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(text(sql))]
 
 
 def states(migrator: Migrator) -> dict[str, str]:
@@ -141,7 +103,7 @@ def test_up_applies_every_migration_in_numeric_version_order(
         ("ten",),
         ("eleven",),
     ]
-    assert recorded(engine) == {"2": "applied", "9": "applied", "10": "applied", "0011": "applied"}
+    assert tracking(engine) == {"2": "applied", "9": "applied", "10": "applied", "0011": "applied"}
 
 
 def test_up_to_a_target_is_inclusive_and_steps_counts_migrations(
@@ -238,7 +200,7 @@ def test_failing_statement_rolls_back_its_whole_migration_and_stops_the_run(
         Migrator(engine, migrations).up()
 
     assert tables(engine) == {"schema_migrations", "a"}  # no b, no c, no d
-    assert recorded(engine) == {"0001": "applied", "0002": "failed"}
+    assert tracking(engine) == {"0001": "applied", "0002": "failed"}
     error = caught.value
     path = migrations / "0002_b.up.sql"
     assert (error.version, error.path, error.line, error.column, error.sqlstate) == (
@@ -272,14 +234,14 @@ def test_failed_transactional_migration_is_retried_by_the_next_up_once_fixed(
         migrator.up()
     with pytest.raises(MigrationError):  # still broken: tried again, fails again
         migrator.up()
-    assert recorded(engine) == {"0001": "failed"}
+    assert tracking(engine) == {"0001": "failed"}
 
     write(migrations, {"0001_b.up.sql": FAILING_SCRIPT.replace("no_such_table", "b")})
     result = migrator.up()
 
     assert [r.version for r in result.migrations] == ["0001", "0002"]
     assert tables(engine) == {"schema_migrations", "b", "c", "d"}
-    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+    assert tracking(engine) == {"0001": "applied", "0002": "applied"}
 
 
 def test_the_error_carries_the_server_detail_and_hint(engine: Engine, migrations: Path) -> None:
@@ -304,7 +266,7 @@ def test_the_error_carries_the_server_detail_and_hint(engine: Engine, migrations
         "\nHINT: this statement cannot run inside a transaction: add "
         "`-- sqlmig:no-transaction` to the leading comments of the file\n"
     ) in str(concurrently.value)
-    assert recorded(engine) == {"0001": "applied", "0002": "failed"}
+    assert tracking(engine) == {"0001": "applied", "0002": "failed"}
 
 
 def long_script(lines: int, error_line: int) -> str:
@@ -428,7 +390,7 @@ def test_several_create_index_concurrently_in_one_no_transaction_file(
         ("0002", False),
     ]
     assert indexes(engine, "users") == ["users_email", "users_id", "users_name"]
-    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+    assert tracking(engine) == {"0001": "applied", "0002": "applied"}
 
 
 @pytest.mark.parametrize(
@@ -463,7 +425,7 @@ def test_goose_and_dbmate_no_transaction_forms_run_outside_a_transaction(
     assert indexes(engine, "t") == ["t_a", "t_b"]
     assert [r.transactional for r in migrator.down().migrations] == [False]
     assert indexes(engine, "t") == []
-    assert recorded(engine) == {"0001": "rolled_back"}
+    assert tracking(engine) == {"0001": "rolled_back"}
 
 
 def test_function_bodies_full_of_semicolons_split_correctly_outside_a_transaction(
@@ -521,21 +483,19 @@ def test_failure_outside_a_transaction_names_the_statement_and_what_was_applied(
     with pytest.raises(MigrationError) as caught:
         migrator.up()
 
+    error = caught.value
     path = migrations / "0002_b.up.sql"
-    assert str(caught.value) == (
-        f"migration 0002 (up) failed at {path}:5:18: "
-        'relation "no_such_table" does not exist [SQLSTATE 42P01]\n'
-        "  3 | CREATE INDEX CONCURRENTLY b_id ON b (id);\n"
-        "  4 | INSERT INTO b\n"
-        "  5 |   SELECT id FROM no_such_table;\n"
-        "    |                  ^\n"
-        "  6 | CREATE TABLE c (id int);\n"
-        "It runs outside a transaction: statements 1-2 of 4 were applied and "
-        "committed (ending at line 3). It is recorded as 'failed' and `sqlmig up` will refuse "
-        "to run until you resolve it: check what took effect, finish or undo its changes by "
-        "hand, then `sqlmig repair 0002 --applied`, `--rolled-back` or `--forget`. "
-        "Before it, this run applied 1: 0001."
+    assert (error.version, error.path, error.line, error.column, error.sqlstate) == (
+        "0002",
+        str(path),
+        5,
+        18,
+        "42P01",
     )
+    assert error.outcome is Outcome.NEEDS_REPAIR
+    assert [r.version for r in error.completed] == ["0001"]
+    assert "statements 1-2 of 4 were applied and committed (ending at line 3)" in str(error)
+    assert "`sqlmig repair 0002 --applied`, `--rolled-back` or `--forget`" in str(error)
     assert caught.value.outcome is Outcome.NEEDS_REPAIR
     assert tables(engine) == {"schema_migrations", "a", "b"}  # statements 1-2 stay
     assert indexes(engine, "b") == ["b_id"]
@@ -585,12 +545,12 @@ def test_failed_no_transaction_migration_blocks_up_until_repair(
         else f"marked 0002 0002_b.up.sql {action} (was failed)"
     )
     if action == "forget":
-        assert recorded(engine) == {"0001": "applied"}
+        assert tracking(engine) == {"0001": "applied"}
     else:
-        assert recorded(engine) == {"0001": "applied", "0002": action}
+        assert tracking(engine) == {"0001": "applied", "0002": action}
 
     assert [r.version for r in migrator.up().migrations] == then_runs
-    assert recorded(engine) == {"0001": "applied", "0002": "applied", "0003": "applied"}
+    assert tracking(engine) == {"0001": "applied", "0002": "applied", "0003": "applied"}
     assert tables(engine) == {"schema_migrations", "a", "b", "c", "d"}
 
 
@@ -795,12 +755,10 @@ def test_edited_applied_file_stops_up_before_anything_runs(
     with pytest.raises(StateError) as caught:
         migrator.up()
 
-    assert str(caught.value) == (
-        "applied migrations no longer match their files; nothing was run:\n"
-        f"  0001 0001_a.up.sql: checksum {edited_sum} differs from recorded {recorded_sum}\n"
-        "Restore the files as they were applied, or, if an edit was intentional, "
-        "`sqlmig repair 0001 --checksum`; to run anyway pass --allow-drift."
-    )
+    assert caught.value.problems == [
+        f"0001 0001_a.up.sql: checksum {edited_sum} differs from recorded {recorded_sum}"
+    ]
+    assert "if an edit was intentional, `sqlmig repair 0001 --checksum`" in str(caught.value)
     assert tables(engine) == {"schema_migrations", "a"}  # 0002 did not run
     with pytest.raises(StateError):
         migrator.validate()
@@ -884,15 +842,13 @@ def test_out_of_order_migration_is_refused_by_name_unless_allowed(
 
     with pytest.raises(StateError) as caught:
         Migrator(engine, migrations).up()
-    assert str(caught.value).startswith(
-        "pending migrations are older than the newest applied one (3); nothing was run:\n"
-        "  0002 0002_b.up.sql: pending\n"
-    )
+    assert caught.value.problems == ["0002 0002_b.up.sql: pending"]
+    assert "older than the newest applied one (3)" in str(caught.value)
     assert tables(engine) == {"schema_migrations", "a", "c"}
 
     result = Migrator(engine, migrations, allow_out_of_order=True).up()
     assert [r.version for r in result.migrations] == ["0002"]
-    assert recorded(engine) == {"0001": "applied", "0002": "applied", "0003": "applied"}
+    assert tracking(engine) == {"0001": "applied", "0002": "applied", "0003": "applied"}
 
 
 # --- down and redo ----------------------------------------------------------------------
@@ -926,7 +882,7 @@ def test_down_rolls_back_newest_first(
         (v, "down") for v in rolled_back
     ]
     assert tables(engine) == {"schema_migrations", *left}
-    assert recorded(engine) == {
+    assert tracking(engine) == {
         v: "rolled_back" if v in rolled_back else "applied"
         for v in ("0001", "0002", "0003", "0004")
     }
@@ -949,13 +905,9 @@ def test_down_without_a_down_script_stops_before_anything_runs(
     with pytest.raises(StateError) as caught:
         migrator.down(steps=3)
 
-    assert str(caught.value) == (
-        "cannot roll back: some migrations have no down script; nothing was run:\n"
-        "  0002 0002_b.up.sql: no down script\n"
-        "Write the down scripts, or roll back fewer steps."
-    )
+    assert caught.value.problems == ["0002 0002_b.up.sql: no down script"]
     assert tables(engine) == {"schema_migrations", "a", "b", "c"}  # not even 0003
-    assert set(recorded(engine).values()) == {"applied"}
+    assert set(tracking(engine).values()) == {"applied"}
     assert [r.version for r in migrator.down().migrations] == ["0003"]
 
 
@@ -980,7 +932,7 @@ def test_redo_rolls_back_the_newest_and_applies_it_again(engine: Engine, migrati
         ("0002", "up"),
     ]
     assert query(engine, "SELECT id FROM b") == [(1,)]  # a new table b
-    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+    assert tracking(engine) == {"0001": "applied", "0002": "applied"}
 
 
 # --- baseline and repair -----------------------------------------------------------------
@@ -1003,13 +955,31 @@ def test_baseline_records_migrations_as_applied_without_running_them(
         "0003": "pending",
         "0004": "pending",
     }
-    with pytest.raises(StateError) as caught:
+    with pytest.raises(AlreadyTrackedError) as caught:
         migrator.baseline("3")
+    assert (caught.value.table, caught.value.recorded) == ("schema_migrations", 2)
     assert str(caught.value).startswith(
         "cannot baseline: the tracking table schema_migrations already records migrations; "
         "nothing was run:\n  0001 0001_a.up.sql: applied\n  0002 0002_b.up.sql: applied\n"
     )
     assert [r.version for r in migrator.up().migrations] == ["0003", "0004"]
+
+
+def test_baseline_sends_the_callers_statements_in_the_records_transaction(
+    engine: Engine, migrations: Path
+) -> None:
+    four_tables(migrations)
+    migrator = Migrator(engine, migrations)
+    marker = text("CREATE TABLE marker (id int)")
+
+    with pytest.raises(QueryError) as caught:
+        migrator.baseline(lambda: Baseline("2", before=[marker], after=[text("SELECT 1 / 0")]))
+
+    assert caught.value.sqlstate == "22012"
+    assert tables(engine) == set()  # nor the tracking table: it commits with the records
+    assert migrator.baseline(lambda: Baseline("2", after=[marker])) == ["0001", "0002"]
+    assert tracking(engine) == {"0001": "applied", "0002": "applied"}
+    assert tables(engine) == {"schema_migrations", "marker"}
 
 
 def test_repair_refuses_an_unknown_version_or_action(engine: Engine, migrations: Path) -> None:
@@ -1021,7 +991,7 @@ def test_repair_refuses_an_unknown_version_or_action(engine: Engine, migrations:
         migrator.repair("2", "applied")
     with pytest.raises(UsageError, match="repair action must be one of"):
         migrator.repair("1", "delete")
-    assert recorded(engine) == {"0001": "applied"}
+    assert tracking(engine) == {"0001": "applied"}
 
 
 def test_repair_marks_an_applied_migration_rolled_back_and_applied_again(
@@ -1108,7 +1078,7 @@ def test_plan_down_shows_the_down_scripts_and_the_bookkeeping(
         "COMMIT",
     ]
     assert tables(engine) == {"schema_migrations", "a", "b"}
-    assert recorded(engine) == {"0001": "applied", "0002": "applied"}
+    assert tracking(engine) == {"0001": "applied", "0002": "applied"}
 
 
 def test_plan_takes_the_same_steps_and_target_as_up_and_down(
@@ -1141,16 +1111,6 @@ def app_engine(database_url: str, name: str = "app") -> Engine:
     """An engine as an application would make it, with its own pool settings."""
     url = make_url(database_url).set(drivername="postgresql+psycopg")
     return create_engine(url, pool_size=3, connect_args={"application_name": name})
-
-
-def sessions(observer: psycopg.Connection, application: str) -> int:
-    row = observer.execute(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE application_name = %s AND datname = current_database()",
-        (application,),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def gone(observer: psycopg.Connection, application: str) -> bool:
@@ -1344,10 +1304,8 @@ def test_an_interrupt_after_the_run_reports_what_it_completed(
         Migrator(engine, migrations).up()
 
     assert [m.version for m in stopped.value.completed] == ["0001", "0002"]
-    assert str(stopped.value).startswith(
-        "interrupted by SIGINT after the run completed 2 migration(s), while it was releasing "
-        "the lock; they are committed."
-    )
+    assert (stopped.value.outcome, stopped.value.signal) == (Outcome.BETWEEN, "SIGINT")
+    assert "while it was releasing the lock; they are committed." in str(stopped.value)
     with engine.connect() as conn:
         recorded = conn.execute(text("SELECT version, status FROM schema_migrations"))
         assert sorted(tuple(r) for r in recorded) == [("0001", "applied"), ("0002", "applied")]

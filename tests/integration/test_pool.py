@@ -6,8 +6,8 @@ import threading
 import time
 import traceback
 
-import psycopg
 import pytest
+from helpers import connect, sessions
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
@@ -17,20 +17,6 @@ from sqlmig.errors import AuthenticationError, DatabaseNotFoundError
 pytestmark = pytest.mark.integration
 
 PASSWORD = "s3cr3t-Sentinel"
-
-
-def libpq(url: str) -> str:
-    """A SQLAlchemy URL as a libpq one, for plain psycopg connections."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def sessions_named(observer: psycopg.Connection, database: str, application: str) -> int:
-    row = observer.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
-        (database, application),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def every_text_of(err: BaseException) -> str:
@@ -63,18 +49,16 @@ def test_parallel_use_never_opens_more_than_five_connections(
 
     threads = [threading.Thread(target=sleep_on_a_connection) for _ in range(20)]
     seen: list[int] = []
-    with psycopg.connect(
-        libpq(pg_admin_url), autocommit=True, application_name="sqlmig-test-observer"
-    ) as observer:
+    with connect(pg_admin_url) as observer:
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 30
         while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
-            seen.append(sessions_named(observer, database, "sqlmig"))
+            seen.append(sessions(observer, "sqlmig", database))
             time.sleep(0.02)
         for thread in threads:
             thread.join(5)
-        seen.append(sessions_named(observer, database, "sqlmig"))
+        seen.append(sessions(observer, "sqlmig", database))
     assert not any(t.is_alive() for t in threads)
     assert failures == []
     assert len(seen) >= 5

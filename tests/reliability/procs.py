@@ -15,7 +15,6 @@ guessing with sleeps.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -26,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
-from cli_env import clean_environ
-from sqlalchemy.engine import make_url
+from helpers import clean_environ, connect, document, query, tables, tracking
 
 MIGRATION_LOCK = 123456789
 GATE = 4242
@@ -49,10 +46,6 @@ runpy.run_module("sqlmig", run_name="__main__", alter_sys=True)
 
 
 T = TypeVar("T")
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
@@ -77,8 +70,7 @@ class Done:
 
     def json(self) -> dict[str, Any]:
         """stdout as exactly one JSON document."""
-        document: dict[str, Any] = json.loads(self.stdout)
-        return document
+        return document(self.stdout)
 
 
 class Proc:
@@ -168,13 +160,13 @@ class Observer:
     """A plain autocommit session that looks at the database from outside."""
 
     def __init__(self, url: str) -> None:
-        self.conn = psycopg.connect(libpq(url), autocommit=True)
+        self.conn = connect(url)
 
     def close(self) -> None:
         self.conn.close()
 
     def rows(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql, params).fetchall()
+        return query(self.conn, sql, *params)
 
     def value(self, sql: str, *params: object) -> Any:
         row = self.conn.execute(sql, params).fetchone()
@@ -203,19 +195,10 @@ class Observer:
         return self._advisory(GATE, False)
 
     def tracking(self) -> dict[str, str]:
-        """version -> status of schema_migrations; empty when the table does not exist."""
-        if self.value("SELECT to_regclass('public.schema_migrations')") is None:
-            return {}
-        return dict(self.rows("SELECT version, status FROM schema_migrations ORDER BY version"))
+        return tracking(self.conn)
 
     def tables(self) -> set[str]:
-        return {
-            name
-            for (name,) in self.rows(
-                "SELECT relname FROM pg_class WHERE relkind = 'r'"
-                " AND relnamespace = 'public'::regnamespace"
-            )
-        }
+        return tables(self.conn)
 
     def sqlmig_backends(self) -> list[tuple[int, str, str]]:
         """(pid, state, query) of every session sqlmig has open on this database."""
@@ -241,7 +224,7 @@ class Gate:
     """Held by the test: migrations running GATE_SQL wait until it opens."""
 
     def __init__(self, url: str) -> None:
-        self.conn = psycopg.connect(libpq(url), autocommit=True)
+        self.conn = connect(url)
         self.conn.execute("SELECT pg_advisory_lock(%s)", (GATE,))
 
     def open(self) -> None:
@@ -256,13 +239,6 @@ def closed_gate(url: str) -> Iterator[Gate]:
         yield g
     finally:
         g.open()
-
-
-def write(folder: Path, files: dict[str, str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, body in files.items():
-        (folder / name).write_text(body)
-    return folder
 
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}

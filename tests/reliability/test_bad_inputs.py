@@ -42,7 +42,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from cli_env import clean_environ
+from helpers import clean_environ
 from sqlalchemy import Engine, text
 
 from sqlmig.migrator import Migrator

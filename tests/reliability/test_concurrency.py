@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import GATE_SQL, Observer, Proc, closed_gate, observer, runner, wait_for, write
+from helpers import write
+from procs import GATE_SQL, Observer, Proc, closed_gate, observer, runner, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +135,7 @@ def test_with_no_lock_wait_the_losers_exit_3_naming_the_holder(
         )
         assert "waiting" not in result.stderr
         assert result.stderr.endswith(
-            "Wait for that run to finish, raise --lock-timeout, or end the holder with "
+            "Wait for that run to finish, raise --lock-timeout SECONDS, or end the holder with "
             "pg_terminate_backend(pid) if it is stuck.\n"
         )
         assert result.stdout == ""

@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers import connect, sessions, tables, tracking, write
 from sqlalchemy.engine import make_url
 from tcpproxy import TcpProxy, proxy_to
 
@@ -45,21 +46,6 @@ VERSIONS = ["0001", "0002", "0003"]
 
 
 # --- the database, seen from outside ------------------------------------------------
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def connect(url: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(libpq(url), autocommit=True, application_name="sqlmig-test-observer")
-
-
-@pytest.fixture
-def observer(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A session of the test's own: it holds the gate and watches the run."""
-    with connect(database_url) as conn:
-        yield conn
 
 
 def close_gate(observer: psycopg.Connection[Any]) -> None:
@@ -99,27 +85,13 @@ def terminate(observer: psycopg.Connection[Any], pid: int) -> None:
     observer.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
 
 
-def tracking(observer: psycopg.Connection[Any]) -> list[tuple[str, str]]:
-    return [
-        (str(v), str(s))
-        for v, s in observer.execute("SELECT version, status FROM schema_migrations ORDER BY 1")
-    ]
-
-
 def ledger(observer: psycopg.Connection[Any]) -> list[str]:
     """One entry per migration whose work really committed, in order."""
     return [str(v) for (v,) in observer.execute("SELECT version FROM ledger ORDER BY seq")]
 
 
-def tables(observer: psycopg.Connection[Any]) -> set[str]:
-    return {
-        str(t)
-        for (t,) in observer.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    }
-
-
 def assert_all_applied_once(observer: psycopg.Connection[Any]) -> None:
-    assert tracking(observer) == [(v, "applied") for v in VERSIONS]
+    assert tracking(observer) == dict.fromkeys(VERSIONS, "applied")
     assert ledger(observer) == VERSIONS
     assert {"t2", "t3"} <= tables(observer)
 
@@ -128,11 +100,7 @@ def wait_until_alone(observer: psycopg.Connection[Any], within: float = 20.0) ->
     """Until no session of sqlmig is left on the server (a dropped one may linger briefly)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        row = observer.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = 'sqlmig'"
-        ).fetchone()
-        if row is not None and row[0] == 0:
+        if sessions(observer, "sqlmig") == 0:
             return
         time.sleep(0.05)
     pytest.fail(f"sqlmig sessions still on the server after {within}s")
@@ -143,7 +111,6 @@ def wait_until_alone(observer: psycopg.Connection[Any], within: float = 20.0) ->
 
 def write_migrations(folder: Path, *, no_transaction: bool = False) -> Path:
     """0001 creates the ledger; 0002 waits at the gate half-way; 0003 comes after."""
-    folder.mkdir(parents=True, exist_ok=True)
     flag = "-- sqlmig:no-transaction\n" if no_transaction else ""
     files = {
         "0001_ledger.up.sql": (
@@ -159,9 +126,7 @@ def write_migrations(folder: Path, *, no_transaction: bool = False) -> Path:
             "CREATE TABLE t3 (id int);\nINSERT INTO ledger (version) VALUES ('0003');\n"
         ),
     }
-    for name, body in files.items():
-        (folder / name).write_text(body)
-    return folder
+    return write(folder, files)
 
 
 def start(url: str, folder: Path, *options: str) -> subprocess.Popen[str]:
@@ -254,7 +219,7 @@ def test_terminated_work_connection_exits_4_and_rolls_back_the_migration_in_prog
         "\nIts transaction was rolled back: nothing of 0002 remains. Before it, this run "
         "applied 1: 0001. Run `sqlmig up` again once the server answers.\n"
     )
-    assert tracking(observer) == [("0001", "applied")]
+    assert tracking(observer) == {"0001": "applied"}
     assert ledger(observer) == ["0001"]
     assert "t2" not in tables(observer)
 
@@ -282,7 +247,7 @@ def test_terminated_work_connection_in_a_no_transaction_migration_leaves_it_fail
     ) in done.error
     assert "`sqlmig repair 0002 --applied`, `--rolled-back` or `--forget`" in done.error
     # The truth: its first two statements committed, and the row says it needs a look.
-    assert tracking(observer) == [("0001", "applied"), ("0002", "failed")]
+    assert tracking(observer) == {"0001": "applied", "0002": "failed"}
     assert ledger(observer) == ["0001", "0002"]
     assert "t2" in tables(observer)
 
@@ -333,7 +298,7 @@ def test_terminated_lock_connection_stops_the_run_before_the_next_migration(
     )
     assert "[2/3] 0002 gated done" in done.stderr
     assert "0003" not in done.stderr
-    assert tracking(observer) == [("0001", "applied"), ("0002", "applied")]
+    assert tracking(observer) == {"0001": "applied", "0002": "applied"}
     assert ledger(observer) == ["0001", "0002"]
     assert "t3" not in tables(observer)
 
@@ -379,7 +344,7 @@ def test_dropped_network_fails_the_run_at_once_and_leaves_the_truth(
     }
     assert [m["version"] for m in document["migrations"]] == ["0001"]
     wait_until_alone(observer)
-    assert tracking(observer) == [("0001", "applied")]
+    assert tracking(observer) == {"0001": "applied"}
     assert ledger(observer) == ["0001"]
 
     open_gate(observer)
@@ -416,7 +381,7 @@ def test_stalled_network_fails_the_run_within_its_statement_timeout_instead_of_h
         proxy.resume()
         wait_until_alone(observer)
 
-    assert tracking(observer) == [("0001", "applied")]
+    assert tracking(observer) == {"0001": "applied"}
     assert ledger(observer) == ["0001"]
     open_gate(observer)
     assert run(database_url, folder).code == 0
@@ -564,7 +529,7 @@ def test_server_restart_mid_migration_exits_4_and_a_rerun_completes_once_it_is_b
 
     private_server.start()
     with connect(url) as observer:
-        assert tracking(observer) == [("0001", "applied")]
+        assert tracking(observer) == {"0001": "applied"}
         assert ledger(observer) == ["0001"]
         again = run(url, folder)
         assert again.code == 0, again.stderr
@@ -639,7 +604,7 @@ def test_a_script_of_many_slow_statements_within_the_timeout_is_not_taken_for_a_
     done = run(database_url, folder, "--statement-timeout", "1")
     assert done.code == 0, done.stderr
     assert "stalled" not in done.stderr
-    assert tracking(observer) == [("0001", "applied")]
+    assert tracking(observer) == {"0001": "applied"}
 
 
 @pytest.mark.parametrize("transaction", ["", "-- sqlmig:no-transaction\n"])
@@ -657,7 +622,7 @@ def test_a_migration_that_sets_its_own_statement_timeout_is_not_taken_for_a_stal
     assert 3 * 0.5 + GRACE < 7
     done = run(database_url, folder, "--statement-timeout", "0.5")
     assert done.code == 0, done.stderr
-    assert tracking(observer) == [("0001", "applied")]
+    assert tracking(observer) == {"0001": "applied"}
 
 
 @pytest.mark.parametrize(("query", "user_timeout"), [("", 60_000), ("?tcp_user_timeout=0", 0)])

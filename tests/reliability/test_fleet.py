@@ -5,7 +5,6 @@ leaves every target true, and the server never sees more than the connection bud
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from procs import GATE_SQL, closed_gate, libpq, wait_for
+from helpers import clean_environ, libpq, write
+from procs import GATE_SQL, closed_gate, wait_for
 from sqlalchemy.engine import make_url
 
 from sqlmig.fleet import (
@@ -34,13 +34,6 @@ pytestmark = pytest.mark.integration
 
 SCRIPT = Path(sys.executable).parent / "sqlmig"
 SENTINEL = "fleet-S3cr3t-pw"
-
-
-def write(folder: Path, files: dict[str, str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, sql in files.items():
-        (folder / name).write_text(sql)
-    return folder
 
 
 def three(folder: Path) -> Path:
@@ -261,10 +254,7 @@ def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("SQLMIG_") and k != "DATABASE_URL"
-    }
-    return {**env, **extra}
+    return {**clean_environ(), **extra}
 
 
 def with_password(url: str, password: str) -> str:

@@ -23,7 +23,7 @@ from urllib.parse import quote, quote_plus
 
 import psycopg
 import pytest
-from cli_env import CLEARED_ENV, clean_environ
+from helpers import clean_environ, connect, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
@@ -36,7 +36,7 @@ from sqlmig.locking import MIGRATION_LOCK_ID
 from sqlmig.migrator import Migrator
 from sqlmig.tracker import RecordParams, Tracker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_environment")]
 
 SENTINEL = f"S3ntinel-p4ss-{uuid.uuid4().hex[:10]}"
 SRC = Path(__file__).resolve().parents[2] / "src" / "sqlmig"
@@ -157,35 +157,23 @@ DB_COMMANDS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in CLEARED_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.fixture
 def role(pg_admin_url: str) -> Iterator[str]:
     """A login role whose password is the sentinel (set up before, and so dropped after,
     the database it will own)."""
-    import pgsource
-
     name = f"sqlmig_sec_{uuid.uuid4().hex[:8]}"
-    admin = pgsource._libpq(pg_admin_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with connect(pg_admin_url) as conn:
         conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{SENTINEL}'")
     yield name
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with connect(pg_admin_url) as conn:
         conn.execute(f"DROP ROLE IF EXISTS {name}")
 
 
 @pytest.fixture
 def url(role: str, database_url: str) -> str:
     """The test database, owned by the role, reached as the role with the sentinel."""
-    import pgsource
-
     database = make_url(database_url)
-    with psycopg.connect(pgsource._libpq(database_url), autocommit=True) as conn:
+    with connect(database_url) as conn:
         conn.execute(f'ALTER DATABASE "{database.database}" OWNER TO {role}')
         conn.execute(f"ALTER SCHEMA public OWNER TO {role}")
     return database.set(username=role, password=SENTINEL).render_as_string(hide_password=False)
@@ -193,11 +181,7 @@ def url(role: str, database_url: str) -> str:
 
 @pytest.fixture
 def migrations(tmp_path: Path) -> Path:
-    folder = tmp_path / "migrations"
-    folder.mkdir()
-    for name, body in MIGRATIONS.items():
-        (folder / name).write_text(body)
-    return folder
+    return write(tmp_path / "migrations", MIGRATIONS)
 
 
 def run_cli(
@@ -358,8 +342,7 @@ def test_a_failing_migration_and_a_held_lock_never_show_the_password(
         assert result.exit_code == 1, result.stderr
         assert "0003_broken.up.sql:1" in result.stdout + result.stderr
     (migrations / "0003_broken.up.sql").unlink()
-    admin = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as holder:
+    with connect(url) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_ID])
         for mode in MODES:
             for command in (["up"], ["down"], ["redo"], ["baseline", "0001"]):

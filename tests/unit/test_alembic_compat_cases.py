@@ -162,7 +162,8 @@ def test_a_revision_that_cannot_be_imported_is_named_with_the_hint(tmp_path: Pat
     message = str(caught.value)
     assert "could not be imported or rendered to SQL offline" in message
     assert "PYTHONPATH, or prepend_sys_path in the ini" in message
-    assert "--python" in message
+    assert "python=.venv/bin/python" in message
+    assert caught.value.options == ("skip_unrenderable", "python")
 
 
 def test_skip_unrenderable_covers_a_revision_that_cannot_be_imported(tmp_path: Path) -> None:
@@ -190,7 +191,7 @@ def test_python_renders_in_another_interpreter_with_its_own_path(
 
 
 def test_an_interpreter_that_cannot_run_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(AlembicConfigError, match=r"--python .*nope: cannot run it") as caught:
+    with pytest.raises(AlembicConfigError, match=r"python=.*nope: cannot run it") as caught:
         import_history(CASES / "segments" / "alembic.ini", tmp_path, python=tmp_path / "nope")
 
     assert caught.value.exit_code == 2
@@ -245,7 +246,7 @@ def test_an_ini_without_script_location_names_both_options(
 
     message = str(caught.value)
     assert message.startswith("migrations/alembic.ini [alembic] sets no script_location")
-    assert "--script-location DIR" in message and "--name SECTION" in message
+    assert "script_location=DIR" in message and "name=SECTION" in message
     ini_and_dir = import_history("migrations/alembic.ini", tmp_path, script_location="migrations")
     assert len(ini_and_dir.imported) == 2
 
@@ -277,7 +278,7 @@ def test_the_command_line_takes_script_location_and_name(
     assert flask.exit_code == 0, flask.stderr
     assert "imported 2 Alembic revisions" in flask.stdout
     assert missing.exit_code == 2
-    assert "--script-location with its migrations directory" in missing.stderr
+    assert "or its migrations directory as --script-location DIR" in missing.stderr
     assert core.exit_code == 0, core.stderr
     assert "  0001 items <- 7b8c9d0e1f2a" in core.stdout
 
@@ -290,7 +291,7 @@ def test_merges_refuse_without_linearize_and_import_in_alembics_order_with_it(
 ) -> None:
     ini = CASES / "merges" / "alembic.ini"
 
-    with pytest.raises(NonLinearHistoryError, match="--linearize can import it"):
+    with pytest.raises(NonLinearHistoryError, match="linearize=True can import it"):
         import_history(ini, tmp_path)
     result = import_history(ini, tmp_path, linearize=True)
 

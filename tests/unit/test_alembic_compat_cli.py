@@ -218,4 +218,6 @@ def test_an_unknown_metadata_path_exits_2(command: list[str]) -> None:
     )
 
     assert result.exit_code == 2
-    assert "module 'no_such_app.models' not found" in result.stderr
+    assert "--metadata 'no_such_app.models:Base': module 'no_such_app.models' not found" in (
+        result.stderr
+    )

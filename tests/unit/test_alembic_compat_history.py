@@ -194,7 +194,7 @@ def test_a_merge_revision_stops_the_import(project: Path, tmp_path: Path) -> Non
         import_history(project / "alembic.ini", tmp_path / "out")
 
     assert f"joins {HEAD}, 6f708192a306" in str(caught.value)
-    assert "--linearize can import it" in str(caught.value)
+    assert "linearize=True can import it" in str(caught.value)
 
 
 # --- revisions that cannot be rendered offline ----------------------------------------
@@ -222,7 +222,7 @@ def test_a_revision_that_reads_data_is_reported_and_nothing_is_written(
     assert failure.reason.startswith("AttributeError: 'NoneType' object has no attribute")
     assert "(line 16: count = op.get_bind().execute(" in failure.reason
     assert "6f708192a306" in str(caught.value)
-    assert "--skip-unrenderable" in str(caught.value)
+    assert "Or pass skip_unrenderable=True" in str(caught.value)
     assert caught.value.exit_code == 1
     assert not out.exists()
 

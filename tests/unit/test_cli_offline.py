@@ -13,40 +13,23 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cli_env import CLEARED_ENV
-from typer.testing import CliRunner, Result
+import typer
+from helpers import SENTINEL, document, invoke
 
+from alembic_compat.cli import FLAGS as ALEMBIC_FLAGS
 from sqlmig import __version__
-from sqlmig.cli import app
+from sqlmig.clikit import FLAGS, in_flags
+from sqlmig.errors import StateError, UsageError
 
-SENTINEL = "Sentinel-PW-9f3k"
+pytestmark = pytest.mark.usefixtures("clean_environment")
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
 NO_URL = (
     "error: no database URL: pass --database-url, set SQLMIG_DATABASE_URL or DATABASE_URL, "
     "or name the variable that holds it with database_url_env in sqlmig.toml\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in CLEARED_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
-    assert SENTINEL not in result.stdout + result.stderr
-    return result
-
-
-def document(result: Result) -> dict[str, Any]:
-    """stdout as exactly one JSON document (json.loads fails on anything more)."""
-    parsed: dict[str, Any] = json.loads(result.stdout)
-    return parsed
 
 
 def closed_port() -> int:
@@ -183,7 +166,7 @@ def test_a_missing_url_in_json_is_one_error_document() -> None:
     result = invoke("--format", "json", "up")
 
     assert result.exit_code == 2
-    assert document(result) == {
+    assert document(result.stdout) == {
         "ok": False,
         "command": "up",
         "error": {"type": "UsageError", "exit_code": 2, "message": NO_URL[7:-1]},
@@ -323,7 +306,7 @@ def test_a_malformed_url_is_a_usage_error_that_hides_the_password(
         "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE\n"
     )
     if fmt == "json":
-        assert document(result)["error"]["type"] == "InvalidURLError"
+        assert document(result.stdout)["error"]["type"] == "InvalidURLError"
 
 
 def test_a_url_of_another_database_is_a_usage_error() -> None:
@@ -361,11 +344,43 @@ def test_repair_needs_exactly_one_action(flags: list[str]) -> None:
 
 def test_a_missing_migrations_directory_is_a_usage_error(tmp_path: Path) -> None:
     result = invoke("--dir", "nowhere", "validate")
+    as_json = invoke("--dir", "nowhere", "--format", "json", "validate")
 
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: migrations directory nowhere does not exist; create it or pass --dir\n"
+        "error: migrations directory nowhere does not exist; create it or pass --dir DIR\n"
     )
+    assert document(as_json.stdout)["error"]["message"] == result.stderr[7:-1]
+
+
+# --- library options as flags -----------------------------------------------------
+
+
+def test_an_error_shows_the_flags_where_the_library_names_its_options() -> None:
+    drift = StateError("drifted", ["0001 a"], "Pass allow_drift=True.", options=("allow_drift",))
+    named = UsageError("pass directory=DIR; table=NAME is not named", options=("directory",))
+    quoting = UsageError("UPDATE t SET target=5, allow_drift=True")  # names no option
+    mid_sentence = UsageError("or pass allow_drift=True to go on", options=("allow_drift",))
+
+    assert in_flags(drift) == "drifted; nothing was run:\n  0001 a\nPass --allow-drift."
+    assert in_flags(named) == "pass --dir DIR; table=NAME is not named"
+    assert in_flags(quoting) == str(quoting)
+    assert in_flags(mid_sentence) == "or pass --allow-drift to go on"
+
+
+def flags_of(app: typer.Typer) -> set[str]:
+    group = typer.main.get_command(app)
+    commands = [group, *getattr(group, "commands", {}).values()]
+    return {flag for command in commands for param in command.params for flag in param.opts}
+
+
+def test_every_flag_the_library_options_map_to_is_a_flag_of_the_command_line() -> None:
+    from alembic_compat.cli import app as alembic_app
+    from sqlmig.cli import app
+
+    assert set(FLAGS.values()) <= flags_of(app)
+    # The alembic commands run under sqlmig's global options.
+    assert set(ALEMBIC_FLAGS.values()) <= flags_of(app) | flags_of(alembic_app)
 
 
 # --- exit 4 without a server ------------------------------------------------------
@@ -386,7 +401,7 @@ def test_a_closed_port_exits_4_with_connection_refused(fmt: str, tmp_path: Path)
     assert result.stderr.endswith("Check that PostgreSQL is running and listening there.\n")
     assert "Traceback" not in result.stderr
     if fmt == "json":
-        error = document(result)["error"]
+        error = document(result.stdout)["error"]
         assert (error["type"], error["exit_code"]) == ("RefusedConnectionError", 4)
         assert error["message"] == result.stderr[7:-1]
     else:
@@ -414,7 +429,7 @@ def test_validate_without_a_url_checks_the_files_only(tmp_path: Path) -> None:
 
     assert (text.exit_code, text.stdout) == (0, "ok: 5 migrations are valid\n")
     assert as_json.exit_code == 0
-    assert document(as_json) == {
+    assert document(as_json.stdout) == {
         "ok": True,
         "command": "validate",
         "migrations": 5,
@@ -459,7 +474,7 @@ def test_validate_bad_files_in_json(tmp_path: Path) -> None:
     result = invoke("--format", "json", "validate")
 
     assert result.exit_code == 1
-    doc = document(result)
+    doc = document(result.stdout)
     assert (doc["ok"], doc["command"], doc["migrations"]) == (False, "validate", [])
     assert doc["error"]["type"] == "MigrationFileError"
     assert doc["error"]["exit_code"] == 1
@@ -542,7 +557,7 @@ def test_new_sequential_in_an_empty_directory_starts_at_0001(tmp_path: Path) -> 
     result = invoke("--format", "json", "new", "--sequential", "init")
 
     assert result.exit_code == 0
-    assert document(result) == {
+    assert document(result.stdout) == {
         "ok": True,
         "command": "new",
         "files": ["migrations/0001_init.up.sql", "migrations/0001_init.down.sql"],
@@ -596,7 +611,7 @@ def test_new_with_a_file_as_directory_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: cannot create the migrations directory migrations: File exists; "
-        "pass --dir with a directory\n"
+        "pass another one as --dir DIR\n"
     )
     assert (tmp_path / "migrations").read_text() == "not a folder\n"
 

@@ -234,7 +234,7 @@ def test_an_unknown_key_is_a_usage_error_listing_the_known_ones(tmp_path: Path) 
     assert str(raised.value) == (
         f"{config}: unknown setting 'directory'; known settings: database_url, "
         "database_url_env, dir, table, schema, lock_timeout, statement_timeout, "
-        "migration_lock_timeout"
+        "migration_lock_timeout, connection_budget"
     )
 
 

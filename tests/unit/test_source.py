@@ -706,7 +706,7 @@ def test_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
         load_migrations(missing)
     assert str(caught.value) == (
-        f"migrations directory {missing} does not exist; create it or pass --dir"
+        f"migrations directory {missing} does not exist; create it or pass directory=DIR"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,11 +18,8 @@ NO_TRANSACTION = "-- sqlmig:no-transaction\n"
 
 def problems(directory: Path, files: dict[str, str]) -> list[FileProblem]:
     """Write the files and return what validate_files refuses (empty if none)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content, encoding="utf-8")
     try:
-        validate_files(directory)
+        validate_files(write(directory, files))
     except MigrationFileError as exc:
         return exc.problems
     return []
