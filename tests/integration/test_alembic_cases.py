@@ -317,10 +317,23 @@ def test_a_revision_that_imports_the_project_renders_with_its_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project = CASES / "import_error"
-    monkeypatch.setenv("PYTHONPATH", str(project))  # for --python's interpreter
+    monkeypatch.setenv("PYTHONPATH", str(project))  # for both interpreters below
     import_history(project / "alembic.ini", tmp_path, python=sys.executable)
-    monkeypatch.syspath_prepend(str(project))  # for Alembic here
-    alembic(database_url, "upgrade", "head", project / "alembic.ini")
+    # Alembic in an interpreter of its own too, so that `shop` stays out of this one.
+    upgrade = (
+        "import sys\n"
+        "from alembic import command, config\n"
+        "command.upgrade(config.Config(sys.argv[1]), 'head')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", upgrade, str(project / "alembic.ini")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CASE_DATABASE_URL": database_url},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
     sqlmig_up(second_database_url, tmp_path)
 
     assert "    price numeric(12,2) DEFAULT '0'::numeric NOT NULL," in same_schema(
