@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-stop test test-unit test-integration lint clean
+.PHONY: install demo demo-stop test test-unit test-integration lint clean pgbouncer
 
 install: $(STAMP)
 
@@ -25,14 +25,19 @@ demo: $(STAMP)
 demo-stop: $(STAMP)
 	$(BIN)/python examples/demo_server.py --stop
 
-test: $(STAMP)
+test: $(STAMP) pgbouncer
 	$(BIN)/pytest
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -m "not integration"
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) pgbouncer
 	$(BIN)/pytest -m integration
+
+# The pooler tests start their own PgBouncer; this installs the package when it is
+# missing and the machine allows it (root with apt-get), else they skip.
+pgbouncer:
+	@sh tests/install-pgbouncer.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests alembic_compat

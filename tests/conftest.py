@@ -1,4 +1,5 @@
-"""Fixtures shared by all tests: a real PostgreSQL and a fresh database per test."""
+"""Fixtures shared by all tests: a real PostgreSQL and a fresh database per test, and
+PgBouncer in front of it for the pooler tests."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import pgbouncer
 import pgsource
 from helpers import CLEARED_ENV, connect
 
 _source: pgsource.Source | None = None
 _failure: str | None = None
+_bouncer: pgbouncer.Bouncer | None = None
+_bouncer_failure: str | None = None
 
 
 def _get_source() -> pgsource.Source:
@@ -37,6 +41,8 @@ def _get_source() -> pgsource.Source:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _bouncer is not None:
+        _bouncer.stop()
     if _source is not None:
         _source.stop()
 
@@ -83,3 +89,26 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_server(pg_admin_url: str) -> pgbouncer.Bouncer:
+    """PgBouncer in transaction mode in front of the test server (see tests/pgbouncer.py);
+    its tests skip when it cannot be had, and fail under CI=true."""
+    global _bouncer, _bouncer_failure
+    if _bouncer is None and _bouncer_failure is None:
+        try:
+            _bouncer = pgbouncer.start(pg_admin_url)
+        except pgbouncer.NoPgBouncerError as exc:
+            _bouncer_failure = str(exc)
+    if _bouncer is None:
+        if pgsource.in_ci():
+            pytest.fail(f"CI=true and {_bouncer_failure}", pytrace=False)
+        pytest.skip(str(_bouncer_failure))
+    return _bouncer
+
+
+@pytest.fixture
+def pooled_url(database_url: str, pgbouncer_server: pgbouncer.Bouncer) -> str:
+    """The test's fresh database, reached through PgBouncer in transaction mode."""
+    return pgbouncer_server.url(database_url)

@@ -17,6 +17,7 @@ _MODULES = {
     "sqlmig.apply": ("MigrationResult", "RunResult"),
     "sqlmig.database": ("new_engine", "safe_url"),
     "sqlmig.locking": ("advisory_lock", "AdvisoryLock"),
+    "sqlmig.lease": ("LeaseLock",),
     "sqlmig.tracker": ("Tracker",),
     "sqlmig.validation": ("validate_files",),
     "sqlmig.outcome": ("Direction", "Outcome"),
@@ -29,6 +30,8 @@ _MODULES = {
         "LockError",
         "LockTimeoutError",
         "LockLostError",
+        "LockHeldError",
+        "TransactionPoolerError",
         "ValidationError",
         "MigrationFileError",
         "StateError",
@@ -52,7 +55,9 @@ __all__ = [
     "Direction",
     "Event",
     "InvalidURLError",
+    "LeaseLock",
     "LockError",
+    "LockHeldError",
     "LockLostError",
     "LockTimeoutError",
     "LockWaiting",
@@ -70,6 +75,7 @@ __all__ = [
     "SqlmigError",
     "StateError",
     "Tracker",
+    "TransactionPoolerError",
     "UsageError",
     "ValidationError",
     "__version__",
@@ -103,6 +109,7 @@ if TYPE_CHECKING:
         DatabaseUnavailableError,
         InvalidURLError,
         LockError,
+        LockHeldError,
         LockLostError,
         LockTimeoutError,
         MigrationError,
@@ -111,10 +118,12 @@ if TYPE_CHECKING:
         QueryError,
         SqlmigError,
         StateError,
+        TransactionPoolerError,
         UsageError,
         ValidationError,
     )
     from sqlmig.events import Event, LockWaiting, MigrationDone, MigrationStarted
+    from sqlmig.lease import LeaseLock
     from sqlmig.locking import AdvisoryLock, advisory_lock
     from sqlmig.migrator import Baseline, Migrator, RepairAction
     from sqlmig.outcome import Direction, Outcome

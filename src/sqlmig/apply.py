@@ -11,6 +11,10 @@ transactions, and the sink that receives them (``sqlmig.sink``):
   round trip in autocommit, then is recorded; a stop half-way leaves a row that
   says its changes may be partial.
 
+With a guarded lock timeout (``sqlmig.lockwait``), a group whose statement timed out
+waiting for a table lock is rolled back and sent again after a delay; outside a
+transaction, the statement that timed out is.
+
 When a group fails, the sink says how far it got; from that, and from the kind of
 failure (``sqlmig.outcome.cause_of``), the Applier tells exactly what the stop left.
 """
@@ -20,8 +24,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -36,7 +42,16 @@ from sqlmig.errors import (
     SqlmigError,
     signal_name,
 )
-from sqlmig.events import MigrationDone, MigrationStarted, OnEvent, ServerNotice, ignore
+from sqlmig.events import (
+    LockRetrying,
+    MigrationDone,
+    MigrationStarted,
+    OnEvent,
+    ServerNotice,
+    ignore,
+)
+from sqlmig.lockwait import LOCK_NOT_AVAILABLE, Blocker, BlockerWatch, LockRetry
+from sqlmig.lockwait import describe as describe_blockers
 from sqlmig.outcome import Cause, Direction, Outcome, Progress, Stop, account, cause_of
 from sqlmig.plan import Plan, may_be_partial
 from sqlmig.sink import (
@@ -112,6 +127,8 @@ class Step:
     committed: int = 0  # no transaction: statements that ran
     segment: tuple[int, int] | None = None  # no transaction: its BEGIN…COMMIT in flight
     notices: list[ServerNotice] = field(default_factory=list)
+    lock_tries: int = 0  # tries of the group in flight that timed out waiting for a lock
+    blockers: tuple[Blocker, ...] = ()  # whom the last of them waited for
 
     @property
     def migration(self) -> Migration:
@@ -216,6 +233,8 @@ class Applier:
     ``before_each`` runs before each migration (the lock check); ``settle_orphan``
     finds out how a transaction ended whose connection died before the answer came
     (None: it cannot tell); ``password`` is scrubbed from any driver text shown.
+    ``retry`` guards table locks (a lock timeout for each migration, and retries);
+    ``watch`` sees whom a waiting statement waits for.
     """
 
     sink: Sink
@@ -227,6 +246,8 @@ class Applier:
     settle_orphan: Callable[[Step], Outcome | None] = lambda step: None
     statement_timeout: float | None = None
     password: str | None = None
+    retry: LockRetry | None = None
+    watch: BlockerWatch | None = None
     done: list[MigrationResult] = field(default_factory=list)
     step: Step | None = None
 
@@ -301,8 +322,13 @@ class Applier:
     def _transaction(self, group: Sequence[Migration], direction: Direction) -> None:
         step = self.step
         assert step is not None
-        step.phase = Phase.SENT
-        self.sink.send(self._commands(group, direction, step), self.guard(group, direction))
+
+        def send() -> None:
+            step.phase = Phase.SENT
+            with self._watching():
+                self.sink.send(self._commands(group, direction, step), self.guard(group, direction))
+
+        self._guarded(send, step)
         step.phase = Phase.DONE
 
     def _commands(
@@ -313,6 +339,9 @@ class Applier:
         standard_strings = self.sink.standard_strings
         for m in group:
             script = script_of(m, direction).sql
+            if self.retry is not None and not self.retry.sets_its_own(script):
+                yield Command(self.retry.setting(), role=Role.SETTING, migration=m)
+                count += 1
             for statement in iter_statements(script, standard_conforming_strings=standard_strings):
                 yield Command(statement.sql, migration=m, statement=statement)
                 count += 1
@@ -334,16 +363,81 @@ class Applier:
         )
         step.phase = Phase.STATEMENTS
         guard = self.guard((m,), direction)
-        for first, stop in transaction_segments(step.statements):
-            step.segment = (first, stop) if stop - first > 1 else None
-            statements = step.statements[first:stop]
-            commands = [Command(s.sql, migration=m, statement=s) for s in statements]
-            self.sink.send(commands, guard)
-            step.committed = stop
+        with self._watching():
+            for first, stop in transaction_segments(step.statements):
+                step.segment = (first, stop) if stop - first > 1 else None
+                statements = step.statements[first:stop]
+                commands = [Command(s.sql, migration=m, statement=s) for s in statements]
+                # A BEGIN … COMMIT of the script's own is a transaction: it is retried whole.
+                self._guarded(partial(self.sink.send, commands, guard), step)
+                step.committed = stop
         step.segment = None
         step.phase = Phase.RECORDING
         self.sink.send([self.book.done(m, direction, _ms_since(start))])
         step.phase = Phase.DONE
+
+    # --- guarded locks ------------------------------------------------------------------
+
+    def _watching(self) -> AbstractContextManager[None]:
+        return self.watch.watching() if self.watch is not None else nullcontext()
+
+    def _guarded(self, send: Callable[[], None], step: Step, *, retry: bool = True) -> None:
+        """Send one group; with a guarded lock timeout, send it again after a delay each
+        time a statement timed out waiting for a lock, up to the retries allowed."""
+        policy = self.retry
+        step.lock_tries, step.blockers = 0, ()  # the account is of this group's waits
+        while True:
+            if self.watch is not None:
+                self.watch.seen = ()
+            try:
+                send()
+                step.lock_tries, step.blockers = 0, ()
+                return
+            except SendFailed as failed:
+                if policy is None or failed.error.sqlstate != LOCK_NOT_AVAILABLE:
+                    raise
+                step.lock_tries += 1
+                step.blockers = self.watch.seen if self.watch is not None else ()
+                if not retry or step.lock_tries > policy.retries:
+                    raise
+                if (step.transactional or step.segment) and not self.sink.settle():
+                    raise  # the connection is gone: that is the failure to report
+                self._wait_to_retry(failed, step, policy)
+
+    def _wait_to_retry(self, failed: SendFailed, step: Step, policy: LockRetry) -> None:
+        if step.transactional:
+            step.phase = Phase.STARTING  # rolled back: nothing of it is left
+        command = failed.command
+        m = command.migration if command is not None and command.migration else step.migration
+        at = command.statement if command is not None else None
+        line = _line_of(step.script(m), at.start) if at is not None else None
+        delay = policy.delay(step.lock_tries)
+        log.info(
+            "%s %s waited %gs for a table lock at line %s and gave up (try %d of %d), behind "
+            "%s; trying again in %.1fs",
+            m.version,
+            m.name,
+            policy.timeout,
+            line,
+            step.lock_tries,
+            policy.retries + 1,
+            describe_blockers(step.blockers),
+            delay,
+        )
+        self.on_event(
+            LockRetrying(
+                m,
+                step.direction,
+                step.lock_tries,
+                policy.retries + 1,
+                policy.timeout,
+                delay,
+                line,
+                step.blockers,
+            )
+        )
+        time.sleep(delay)
+        self.before_each()  # the lock is still ours
 
     # --- what a stop left ------------------------------------------------------------------
 
@@ -389,6 +483,9 @@ class Applier:
             "version": (failing or step.migration).version,
             "transactional": step.transactional,
             "done": tuple(self.done),
+            "lock_tries": step.lock_tries,
+            "blockers": step.blockers,
+            "lock_timeout": self.retry.timeout if self.retry is not None else None,
         }
         if step.phase is Phase.DONE:
             return Stop(Outcome.APPLIED, **common)
@@ -473,6 +570,7 @@ class Applier:
             constraint=diag.constraint_name,
             state=account(stop),
             outcome=stop.outcome,
+            blockers=stop.blockers,
         )
 
     def _lost_error(

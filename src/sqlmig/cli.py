@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 
@@ -23,8 +23,11 @@ from sqlmig.cliparams import App
 from sqlmig.errors import UsageError
 
 if TYPE_CHECKING:
-    from sqlmig.events import Event, MigrationDone, MigrationStarted
+    from sqlmig.events import Event, LockRetrying, MigrationDone, MigrationStarted
     from sqlmig.fleet import Target
+    from sqlmig.lint import Mode as LintMode
+    from sqlmig.lint import Report as LintReport
+    from sqlmig.locking import LockState
     from sqlmig.migrator import Migrator, RunResult
 
 FLEET_COMMANDS = ("up", "down", "redo", "status", "validate")
@@ -32,8 +35,14 @@ FLEET_COMMANDS = ("up", "down", "redo", "status", "validate")
 EXIT_CODES = """\
 Exit codes: 0 success; 1 a migration or a check failed; 2 usage or configuration
 error; 3 the migration lock was not acquired within --lock-timeout; 4 the database
-could not be reached; 130 interrupted.
+could not be reached, or the lock was lost; 130 interrupted.
 """
+
+
+class LockStrategyName(str, Enum):
+    advisory = "advisory"
+    table = "table"
+
 
 app = App(
     name="sqlmig",
@@ -126,6 +135,9 @@ class Cli(clikit.Cli):
                 lock_timeout=s.lock_timeout,
                 statement_timeout=s.statement_timeout,
                 migration_lock_timeout=s.migration_lock_timeout,
+                lock_strategy=s.lock_strategy,
+                lock_ttl=s.lock_ttl,
+                lock_heartbeat=s.lock_heartbeat,
                 progress=progress,
             )
         finally:
@@ -150,6 +162,12 @@ class Cli(clikit.Cli):
             lock_timeout=s.lock_timeout,
             statement_timeout=s.statement_timeout,
             migration_lock_timeout=s.migration_lock_timeout,
+            lock_strategy=s.lock_strategy,
+            lock_ttl=s.lock_ttl,
+            lock_heartbeat=s.lock_heartbeat,
+            ddl_lock_timeout=s.ddl_lock_timeout,
+            lock_retries=s.lock_retries,
+            lint_small_table_rows=s.lint_small_table_rows,
             on_event=self._event,
             **options,
         )
@@ -160,16 +178,42 @@ class Cli(clikit.Cli):
             self.reporter.close()
 
     def _event(self, event: Event) -> None:
-        from sqlmig.events import LockWaiting, ServerNotice
+        from sqlmig.events import LintReported, LockRetrying, LockWaiting, ServerNotice
 
         if isinstance(event, LockWaiting):
             self.waiting(event.holder)
+        elif isinstance(event, LockRetrying):
+            self.err(_retrying(event))
+        elif isinstance(event, LintReported):
+            self.lint_report(event.report, event.mode, sys.stderr)
         elif isinstance(event, ServerNotice):
             # With --verbose the sqlmig logger shows every notice already.
             if event.warning and not self.verbose and self.reporter is not None:
                 self.reporter.line(f"{event.version or 'server'}: {event}")
         elif self.reporter is not None:
             self.reporter(event)
+
+    def lint_report(self, report: LintReport, mode: LintMode, out: TextIO | None) -> None:
+        """The findings as text on ``out`` (None: none), and as GitHub annotations when
+        run by GitHub Actions (on stdout, or with --format json on stderr)."""
+        from sqlmig.render import github_annotations, lint_text
+
+        if os.environ.get("GITHUB_ACTIONS") == "true" and report.findings:
+            print(github_annotations(report), file=sys.stderr if self.json else sys.stdout)
+        if out is not None and not self.quiet:
+            print(lint_text(report, mode), file=out, flush=True)
+
+
+def _retrying(event: LockRetrying) -> str:
+    from sqlmig.lockwait import describe
+
+    m = event.migration
+    at = f" at line {event.line}" if event.line is not None else ""
+    return (
+        f"{m.version} {m.name} waited {event.timeout:g}s for a table lock{at} and gave up "
+        f"(try {event.attempt} of {event.tries}), behind {describe(event.blockers)}; "
+        f"trying again in {event.delay:.1f}s"
+    )
 
 
 class Reporter:
@@ -286,6 +330,44 @@ def main(
     statement_timeout: Annotated[
         float | None, typer.Option(help="Seconds any one migration statement may run.", min=0)
     ] = None,
+    lock_strategy: Annotated[
+        LockStrategyName | None,
+        typer.Option(
+            help="How runs exclude each other: a session advisory lock (default), or a "
+            "lease in the table <table>_lock (through a transaction pooler).",
+            show_default=False,
+        ),
+    ] = None,
+    lock_ttl: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a lease lives after its last renewal (default 60).",
+            show_default=False,
+        ),
+    ] = None,
+    lock_heartbeat: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between two renewals of a lease (default 10).", show_default=False
+        ),
+    ] = None,
+    ddl_lock_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a migration's statement may wait for a table lock; then the "
+            "migration is rolled back and retried (--lock-retries).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
+    lock_retries: Annotated[
+        int | None,
+        typer.Option(
+            help="Times to retry a migration that timed out waiting for a table lock (default 0).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -345,6 +427,11 @@ def main(
             "lock_timeout": lock_timeout,
             "statement_timeout": statement_timeout,
             "connection_budget": connection_budget,
+            "lock_strategy": lock_strategy.value if lock_strategy else None,
+            "lock_ttl": lock_ttl,
+            "lock_heartbeat": lock_heartbeat,
+            "ddl_lock_timeout": ddl_lock_timeout,
+            "lock_retries": lock_retries,
         },
         config=config,
         format=format,
@@ -414,6 +501,14 @@ def up(
         bool,
         typer.Option(help="All pending migrations in one transaction: all or nothing."),
     ] = False,
+    lint: Annotated[
+        bool,
+        typer.Option(
+            "--lint",
+            help="Lint the migrations to run before taking the lock; stop on a warning "
+            'unless config says lint = "warn" (needs sqlmig[lint]).',
+        ),
+    ] = False,
 ) -> None:
     """Apply pending migrations, in order."""
 
@@ -427,10 +522,14 @@ def up(
             allow_out_of_order=allow_out_of_order,
             allow_drift=allow_drift,
             single_transaction=single_transaction,
+            lint=lint,
         )
         if fleet is not None:
             return fleet
-        with cli.migrator(allow_out_of_order=allow_out_of_order, allow_drift=allow_drift) as m:
+        configured = cli.settings().lint or "off"
+        mode = "error" if lint and configured == "off" else configured
+        options = {"allow_out_of_order": allow_out_of_order, "allow_drift": allow_drift}
+        with cli.migrator(**options, lint="off" if dry_run else mode) as m:
             if dry_run:
                 statements = m.plan(
                     "up", target=to, steps=steps, single_transaction=single_transaction
@@ -670,6 +769,121 @@ def new(
     run(ctx, body)
 
 
+lock_app = App(
+    name="lock",
+    help="Who holds the migration lock, and freeing it when its run is gone.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+app.add_typer(lock_app, name="lock")
+
+
+@lock_app.command("status")
+def lock_status(ctx: typer.Context) -> None:
+    """The lock strategy, and who holds the lock: exit 0 when free, 1 when held."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.render import lock_state_json, lock_state_text
+
+        cli.command = "lock status"
+        state = _with(cli, lambda m: m.lock_status())
+        if cli.json:
+            cli.emit(lock_state_json(state))
+        else:
+            cli.out(lock_state_text(state))
+        return 1 if state.held else 0
+
+    run(ctx, body)
+
+
+@lock_app.command("release")
+def lock_release(
+    ctx: typer.Context,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also remove a live lease, or terminate the session holding the advisory lock.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Free the lock of a run that is gone: an expired lease at once, anything else
+    with --force."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.render import lock_question, lock_release_json, lock_release_text
+
+        cli.command = "lock release"
+
+        def confirm(state: LockState) -> bool:
+            if yes:
+                return True
+            if not sys.stdin.isatty():
+                raise UsageError(f"{lock_question(state)} Pass --yes to confirm.")
+            return typer.confirm(lock_question(state), err=True)
+
+        released = _with(cli, lambda m: m.release_lock(force=force, confirm=confirm))
+        if cli.json:
+            cli.emit(lock_release_json(released))
+        else:
+            cli.out(lock_release_text(released))
+        return 0
+
+    run(ctx, body)
+
+
+@app.command("lint")
+def lint_command(
+    ctx: typer.Context,
+    versions: Annotated[
+        list[str] | None, typer.Argument(help="Versions to lint (default: every migration).")
+    ] = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Only migrations not applied yet (needs a URL).")
+    ] = False,
+    small_table_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Tables with fewer rows are small: findings about their size are "
+            "informational (default 10000; config lint_small_table_rows).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Lint migrations with squawk, and with a URL the database's facts (needs sqlmig[lint]).
+
+    Exits 1 on a warning or an error (with config lint = "warn", on an error only).
+    """
+
+    def body(cli: Cli) -> int:
+        from sqlmig.lint import Guards, Mode, lint, select
+        from sqlmig.render import lint_json
+
+        if small_table_rows is not None:
+            cli.given["lint_small_table_rows"] = small_table_rows
+        s = cli.settings()
+        mode = Mode.WARN if s.lint == "warn" else Mode.ERROR
+        if s.database_url:
+            report = _with(cli, lambda m: m.lint(versions or (), pending=pending))
+        elif pending:
+            raise UsageError("--pending needs a database URL, to know what is applied")
+        else:
+            from sqlmig.migrator import validate_files
+
+            guards = Guards.of(s.ddl_lock_timeout, s.migration_lock_timeout, s.statement_timeout)
+            chosen = select(validate_files(s.dir), versions or ())
+            report = lint(chosen, small_table_rows=s.lint_small_table_rows, guards=guards)
+        cli.lint_report(report, mode, None if cli.json else sys.stdout)
+        if cli.json:
+            cli.emit(lint_json(report, mode))
+        return 1 if report.failing(mode) else 0
+
+    run(ctx, body)
+
+
 # `sqlmig alembic ...` lives in the alembic_compat package (extra `sqlmig[alembic]`),
 # found through its entry point only when typed: `sqlmig --help` reads no package
 # metadata and imports neither Alembic nor SQLAlchemy.
@@ -717,4 +931,5 @@ def _wants_json(args: list[str]) -> bool:
 def _command_of(args: list[str]) -> str:
     """The command the arguments name, or "" when they name none."""
     names = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
-    return next((a for a in args if a in names), "")
+    groups = {g.name for g in app.registered_groups if g.name}
+    return next((a for a in args if a in names | groups), "")

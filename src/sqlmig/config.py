@@ -32,7 +32,17 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "statement_timeout": (int, float),
     "migration_lock_timeout": (int, float),
     "connection_budget": (int,),
+    "lock_strategy": (str,),
+    "lock_ttl": (int, float),
+    "lock_heartbeat": (int, float),
+    "ddl_lock_timeout": (int, float),
+    "lock_retries": (int,),
+    "lint": (str,),
+    "lint_small_table_rows": (int,),
 }
+LINT_MODES = ("off", "warn", "error")
+
+LOCK_STRATEGIES = ("advisory", "table")
 
 # The largest statement_timeout or lock_timeout PostgreSQL accepts: 2**31 - 1 ms.
 _MAX_SERVER_TIMEOUT = 2147483.647
@@ -50,6 +60,16 @@ class Settings:
     statement_timeout: float | None = None
     migration_lock_timeout: float | None = None
     connection_budget: int = 20  # a fleet's connections to one server, at most
+    lock_strategy: str = "advisory"
+    # The lease's time to live and heartbeat (--lock-strategy table), as sqlmig.lease's.
+    lock_ttl: float = 60.0
+    lock_heartbeat: float = 10.0
+    ddl_lock_timeout: float | None = None
+    lock_retries: int = 0
+    # "off", "warn" or "error": the lint before `up` (sqlmig.lint.Mode); unset, `up`
+    # does not lint and `sqlmig lint` stops on warnings.
+    lint: str | None = None
+    lint_small_table_rows: int = 10_000
     # The variable the config file says holds the URL, for the message when it is unset.
     database_url_env: str | None = None
     config_file: Path | None = field(default=None, compare=False)
@@ -92,7 +112,7 @@ def read_file_settings(path: Path) -> dict[str, Any]:
             )
         kinds = _FILE_KEYS[key]
         if not isinstance(value, kinds) or isinstance(value, bool):
-            expected = "a number" if float in kinds else "a string"
+            expected = {float: "a number", int: "a whole number"}.get(kinds[-1], "a string")
             raise UsageError(f"{path}: setting {key!r} must be {expected}, not {value!r}")
     return dict(table)
 
@@ -119,13 +139,21 @@ def resolve(
         from_env["database_url"] = url
     if env.get("SQLMIG_DIR"):
         from_env["dir"] = env["SQLMIG_DIR"]
-    for key in ("table", "schema"):
+    for key in ("table", "schema", "lock_strategy"):
         if env.get(f"SQLMIG_{key.upper()}"):
             from_env[key] = env[f"SQLMIG_{key.upper()}"]
-    for key in ("lock_timeout", "statement_timeout"):
+    for key in (
+        "lock_timeout",
+        "statement_timeout",
+        "lock_ttl",
+        "lock_heartbeat",
+        "ddl_lock_timeout",
+    ):
         raw = env.get(f"SQLMIG_{key.upper()}")
         if raw:
             from_env[key] = _number(f"SQLMIG_{key.upper()}", raw)
+    if env.get("SQLMIG_LOCK_RETRIES"):
+        from_env["lock_retries"] = _whole("SQLMIG_LOCK_RETRIES", env["SQLMIG_LOCK_RETRIES"])
 
     # An unset variable is only an error for a command that needs the URL (see
     # sqlmig.cli): `new` and an offline `validate` work without it, and a URL on the
@@ -140,7 +168,20 @@ def resolve(
     known = {f.name for f in fields(Settings)}
     settings = Settings(**{k: v for k, v in merged.items() if k in known}, config_file=path)
     _check_names(settings, given, from_env)
-    for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout"):
+    _check_lock(settings)
+    if settings.ddl_lock_timeout is not None and settings.ddl_lock_timeout <= 0:
+        raise UsageError(
+            f"ddl-lock-timeout must be more than 0 seconds, not {settings.ddl_lock_timeout:g}"
+        )
+    if settings.lint is not None and settings.lint not in LINT_MODES:
+        raise UsageError(f"lint must be one of {', '.join(LINT_MODES)}, not {settings.lint!r}")
+    if settings.lint_small_table_rows < 0:
+        raise UsageError(
+            f"lint_small_table_rows must be 0 or more, not {settings.lint_small_table_rows}"
+        )
+    if settings.lock_retries < 0:
+        raise UsageError(f"lock-retries must be 0 or more, not {settings.lock_retries}")
+    for key in ("lock_timeout", "statement_timeout", "migration_lock_timeout", "ddl_lock_timeout"):
         value = getattr(settings, key)
         if value is not None and value < 0:
             raise UsageError(f"{key.replace('_', '-')} must be 0 or more, not {value}")
@@ -172,11 +213,42 @@ def _check_names(settings: Settings, given: Mapping[str, Any], from_env: Mapping
         check_identifier(key, value, f" (from {origin})")
 
 
+def _check_lock(settings: Settings) -> None:
+    """Refuse an unknown lock strategy, or a lease that would lapse between renewals."""
+    if settings.lock_strategy not in LOCK_STRATEGIES:
+        raise UsageError(
+            f"lock-strategy must be one of {', '.join(LOCK_STRATEGIES)}, "
+            f"not {settings.lock_strategy!r}"
+        )
+    check_lease_timing(settings.lock_ttl, settings.lock_heartbeat)
+
+
+def check_lease_timing(ttl: float, heartbeat: float) -> None:
+    """A lease must outlive the time between two of its renewals."""
+    if not ttl > 0 or not heartbeat > 0:
+        raise UsageError(
+            f"lock-ttl and lock-heartbeat must be more than 0 seconds, not {ttl:g} and "
+            f"{heartbeat:g}"
+        )
+    if heartbeat >= ttl:
+        raise UsageError(
+            f"lock-heartbeat ({heartbeat:g}s) must be less than lock-ttl ({ttl:g}s): a "
+            "lease renewed less often than it expires is lost between two renewals"
+        )
+
+
 def _number(name: str, raw: str) -> float:
     try:
         return float(raw)
     except ValueError:
         raise UsageError(f"${name} must be a number of seconds, not {raw!r}") from None
+
+
+def _whole(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"${name} must be a whole number, not {raw!r}") from None
 
 
 def environment() -> Mapping[str, str]:

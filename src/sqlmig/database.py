@@ -295,6 +295,32 @@ def connect(engine: Engine) -> Connection:
     raise failure
 
 
+def announced_pid(conn: Connection) -> int:
+    """The server process id the connection was told at start-up (BackendKeyData).
+
+    PostgreSQL announces its own pid; a pooler or proxy in between announces a cancel
+    key of its own instead, so comparing this with ``pg_backend_pid()`` from any
+    statement tells, at no cost, whether something sits between us and the server.
+    """
+    driver: Any = conn.connection.driver_connection
+    return int(driver.info.backend_pid)
+
+
+def behind_pooler(conn: Connection, backend_pid: int) -> bool:
+    """Whether ``conn`` goes through a pooler, from the ``pg_backend_pid()`` a statement
+    on it returned; if so, psycopg's automatic prepared statements are turned off on it.
+
+    A pooler in transaction mode sends each transaction to any of its server
+    connections, where a statement psycopg prepared on another does not exist. Left
+    off for good: the connection's pool is behind the same pooler.
+    """
+    if backend_pid == announced_pid(conn):
+        return False
+    driver: Any = conn.connection.driver_connection
+    driver.prepare_threshold = None
+    return True
+
+
 @contextmanager
 def autocommit(conn: Connection) -> Iterator[None]:
     """Run the block's statements in autocommit: each its own transaction, and no

@@ -49,6 +49,18 @@ class InvalidURLError(UsageError):
     """The database URL cannot be parsed or names something sqlmig cannot use."""
 
 
+class TransactionPoolerError(UsageError):
+    """The advisory lock was asked for through a transaction pooler, where a session
+    lock would be left on a pooled server connection (or shared by two runs)."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            "this URL goes through a transaction pooler; use --lock-strategy table or a "
+            f'direct URL (lock_strategy="table" from Python). {detail} Nothing was run.'
+        )
+
+
 class InvalidIdentifierError(UsageError):
     """A table or schema name that sqlmig refuses to use."""
 
@@ -123,7 +135,7 @@ class ConnectionStalledError(DatabaseUnavailableError):
     """The server stopped answering on an open connection while no migration ran."""
 
 
-# --- the advisory lock (exit 3; lost during a run, exit 4) ---------------
+# --- the migration lock (exit 3; lost during a run, exit 4) ---------------
 
 
 class LockError(SqlmigError):
@@ -133,21 +145,40 @@ class LockError(SqlmigError):
 
 
 class LockTimeoutError(LockError):
-    """Another session held the lock for longer than we were willing to wait."""
+    """Another session held the lock for longer than we were willing to wait.
+
+    ``lock`` names the lock ("advisory lock N", "lease in TABLE"); ``advice`` is what
+    to do about a stuck holder, which differs between the strategies.
+    """
 
     options = ("lock_timeout",)
 
-    def __init__(self, lock_id: int, timeout: float, holder: str | None) -> None:
+    def __init__(
+        self,
+        lock_id: int,
+        timeout: float,
+        holder: str | None,
+        *,
+        lock: str | None = None,
+        advice: str = "end the holder with pg_terminate_backend(pid) if it is stuck",
+    ) -> None:
         self.lock_id = lock_id
         self.timeout = timeout
         self.holder = holder
         waited = "at once" if timeout <= 0 else f"within {timeout:g}s"
         who = holder or "another session (PostgreSQL does not show which)"
         super().__init__(
-            f"could not take the migration lock (advisory lock {lock_id}) {waited}: "
-            f"it is held by {who}. Wait for that run to finish, raise lock_timeout=SECONDS, "
-            "or end the holder with pg_terminate_backend(pid) if it is stuck."
+            f"could not take the migration lock ({lock or f'advisory lock {lock_id}'}) "
+            f"{waited}: it is held by {who}. Wait for that run to finish, raise "
+            f"lock_timeout=SECONDS, or {advice}."
         )
+
+
+class LockHeldError(LockError):
+    """``sqlmig lock release`` refused: the lock is live, or the holder is this very
+    command's session. Exit 1, like a check that failed: nothing was changed."""
+
+    exit_code = 1
 
 
 class LockLostError(LockError):
@@ -222,11 +253,27 @@ class AlreadyTrackedError(StateError):
         )
 
 
+class LintError(ValidationError):
+    """The lint before ``up`` found what its level stops at; nothing was run."""
+
+    def __init__(self, problems: list[str], level: str) -> None:
+        self.problems = problems
+        lines = "".join(f"\n  {p}" for p in problems)
+        noun = "finding" if len(problems) == 1 else "findings"
+        super().__init__(
+            f"the lint found {len(problems)} {noun} at or above {level} in the migrations "
+            f"to run; nothing was run:{lines}\nMake them safe, silence one that is not with "
+            'a `-- squawk-ignore RULE` comment above it, or set lint = "warn" to report '
+            "findings without stopping."
+        )
+
+
 class MigrationError(SqlmigError):
     """A migration's SQL failed on the server; says where, what, and what state is left.
 
     ``outcome`` (sqlmig.outcome.Outcome) is what the failure left of the migration;
-    ``state`` words it, with what to do next.
+    ``state`` words it, with what to do next. ``blockers`` (sqlmig.lockwait.Blocker):
+    the sessions it waited for when it gave up on a table lock.
     """
 
     def __init__(
@@ -245,6 +292,7 @@ class MigrationError(SqlmigError):
         constraint: str | None = None,
         state: str = "",
         outcome: Outcome | None = None,
+        blockers: tuple[Any, ...] = (),
     ) -> None:
         self.version = version
         self.path = path
@@ -259,6 +307,7 @@ class MigrationError(SqlmigError):
         self.constraint = constraint
         self.state = state
         self.outcome = outcome
+        self.blockers = blockers
         where = path if line is None else f"{path}:{line}:{column}"
         code = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
         text = f"migration {version} ({direction}) failed at {where}: {message}{code}"

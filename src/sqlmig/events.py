@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlmig.outcome import Direction
 from sqlmig.source import Migration
+
+if TYPE_CHECKING:
+    from sqlmig.lint import Mode, Report
+    from sqlmig.lockwait import Blocker
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,33 @@ class ServerNotice:
         return text
 
 
-Event = MigrationStarted | MigrationDone | LockWaiting | ServerNotice
+@dataclass(frozen=True)
+class LockRetrying:
+    """``migration`` waited longer than ``timeout`` seconds for a table lock at ``line``
+    of its script, behind ``blockers``, on try ``attempt`` of ``tries``. It was rolled
+    back (outside a transaction: that statement did not run) and is tried again after
+    ``delay`` seconds."""
+
+    migration: Migration
+    direction: Direction
+    attempt: int
+    tries: int
+    timeout: float
+    delay: float
+    line: int | None
+    blockers: tuple[Blocker, ...]
+
+
+@dataclass(frozen=True)
+class LintReported:
+    """The lint before ``up`` ran on the migrations to run: ``report`` holds what it
+    found, and none of it is at the level ``mode`` stops at."""
+
+    report: Report
+    mode: Mode
+
+
+Event = MigrationStarted | MigrationDone | LockWaiting | ServerNotice | LockRetrying | LintReported
 OnEvent = Callable[[Event], None]
 
 

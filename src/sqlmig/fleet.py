@@ -42,6 +42,7 @@ from sqlmig.errors import (
     signal_name,
 )
 from sqlmig.events import Event, MigrationStarted
+from sqlmig.lease import DEFAULT_HEARTBEAT, DEFAULT_TTL
 from sqlmig.locking import MIGRATION_LOCK_ID
 from sqlmig.outcome import Outcome
 from sqlmig.plan import State, newest_applied
@@ -269,6 +270,9 @@ class FleetOptions:
     lock_timeout: float = 60.0
     statement_timeout: float | None = None
     migration_lock_timeout: float | None = None
+    lock_strategy: str = "advisory"  # or "table": a lease per target, through a pooler
+    lock_ttl: float = DEFAULT_TTL
+    lock_heartbeat: float = DEFAULT_HEARTBEAT
 
 
 Progress = Callable[[TargetResult, int, int], None]
@@ -287,6 +291,9 @@ def migrate_fleet(
     lock_timeout: float = 60.0,
     statement_timeout: float | None = None,
     migration_lock_timeout: float | None = None,
+    lock_strategy: str = "advisory",
+    lock_ttl: float = DEFAULT_TTL,
+    lock_heartbeat: float = DEFAULT_HEARTBEAT,
     progress: Progress | None = None,
 ) -> FleetResult:
     """Run ``command`` (up, down, redo, status or validate) on every target.
@@ -297,7 +304,9 @@ def migrate_fleet(
     after their current migration; with ``"continue"`` every target is tried. An
     interrupt (Ctrl-C, SIGTERM) cancels what runs (its transaction rolls back) and the
     result says where each target stands. ``down`` rolls back one migration per
-    target. The files are checked once, before any target starts.
+    target. The files are checked once, before any target starts. ``lock_strategy``
+    and its TTL and heartbeat mean what they mean to a Migrator: each target gets its
+    own lock either way (an advisory key, or a lease keyed by it, per schema).
     """
     from sqlmig.validation import validate_files
 
@@ -322,6 +331,9 @@ def migrate_fleet(
         lock_timeout,
         statement_timeout,
         migration_lock_timeout,
+        lock_strategy,
+        lock_ttl,
+        lock_heartbeat,
     )
     files = validate_files(options.directory)  # once for all: the same files everywhere
     return _Fleet(targets, command, options, files, progress).run()
@@ -426,6 +438,9 @@ class _Fleet:
             schema=target.schema,
             search_path=target.schema,
             lock_id=target.lock_id,
+            lock_strategy=o.lock_strategy,
+            lock_ttl=o.lock_ttl,
+            lock_heartbeat=o.lock_heartbeat,
             lock_timeout=o.lock_timeout,
             statement_timeout=o.statement_timeout,
             migration_lock_timeout=o.migration_lock_timeout,

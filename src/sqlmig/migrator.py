@@ -1,8 +1,9 @@
 """The Migrator: brings a database to the wanted version, exactly once, under the lock.
 
 The one object an application needs. Given an Engine it uses it as it is (never
-disposes it, never changes its pool, holds at most two connections: lock and work);
-given a URL it makes its own small engine and disposes it when closed.
+disposes it, never changes its pool, holds at most two connections: lock and work,
+and a third for a lease's heartbeat); given a URL it makes its own small engine and
+disposes it when closed.
 
 Each call builds a :class:`sqlmig.run.Run`, which owns the lock, the work connection
 and the apply body for that call only: a Migrator keeps nothing between calls, so
@@ -19,20 +20,30 @@ from pathlib import Path
 from types import EllipsisType, TracebackType
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 from sqlmig.apply import Applier, Bookkeeping, MigrationResult, RunResult
-from sqlmig.database import connect, new_engine
-from sqlmig.errors import AlreadyTrackedError, MigrationInterrupted, UsageError
-from sqlmig.events import OnEvent, ignore
-from sqlmig.locking import MIGRATION_LOCK_ID, AdvisoryLock, LockStrategy
+from sqlmig.database import autocommit, connect, new_engine
+from sqlmig.errors import AlreadyTrackedError, LintError, MigrationInterrupted, UsageError
+from sqlmig.events import LintReported, OnEvent, ignore
+from sqlmig.lease import DEFAULT_HEARTBEAT, DEFAULT_TTL, LeaseLock
+from sqlmig.lint import SMALL_TABLE_ROWS, Guards, Mode, Report, headline, lint, select
+from sqlmig.locking import (
+    MIGRATION_LOCK_ID,
+    AdvisoryLock,
+    LockRelease,
+    LockState,
+    LockStrategy,
+    release,
+)
 from sqlmig.outcome import Direction
 from sqlmig.plan import (
     MigrationStatus,
     Plan,
+    State,
     check_blockers,
     newest_applied,
     plan_down,
@@ -49,12 +60,16 @@ T = TypeVar("T")
 
 __all__ = [
     "Baseline",
+    "LockRelease",
+    "LockState",
     "MigrationResult",
     "Migrator",
     "RepairAction",
     "RunResult",
     "validate_files",
 ]
+
+STRATEGIES = ("advisory", "table")
 
 
 class RepairAction(str, enum.Enum):
@@ -94,11 +109,18 @@ class Migrator:
         lock_timeout: float = 60.0,
         lock_id: int = MIGRATION_LOCK_ID,
         lock: LockStrategy | None = None,
+        lock_strategy: str | None = None,
+        lock_ttl: float = DEFAULT_TTL,
+        lock_heartbeat: float = DEFAULT_HEARTBEAT,
         migration_lock_timeout: float | None = None,
         statement_timeout: float | None = None,
+        ddl_lock_timeout: float | None = None,
+        lock_retries: int = 0,
         allow_out_of_order: bool = False,
         allow_drift: bool = False,
         search_path: str | None = None,
+        lint: str | Mode = Mode.OFF,
+        lint_small_table_rows: int = SMALL_TABLE_ROWS,
         on_event: OnEvent = ignore,
         files: Sequence[Migration] | None = None,
     ) -> None:
@@ -106,26 +128,51 @@ class Migrator:
 
         ``migration_lock_timeout`` and ``statement_timeout`` (seconds) apply to the
         migrations' own session: how long DDL may wait for a table lock, and run.
-        ``lock``: how runs exclude each other (default: the advisory lock ``lock_id``).
+        ``lock_strategy``: how runs exclude each other: ``"advisory"`` (the default, the
+        advisory lock ``lock_id`` on a session of its own) or ``"table"`` (a lease in
+        ``<table>_lock``, for a URL that goes through a transaction pooler), which
+        expires ``lock_ttl`` seconds after its last renewal and is renewed every
+        ``lock_heartbeat`` seconds. ``lock``: a strategy object instead.
+        ``ddl_lock_timeout`` (seconds) guards each migration's table locks instead: a
+        migration whose statement waits longer is rolled back and tried again up to
+        ``lock_retries`` times, and each wait names the sessions it waited for.
         ``search_path``: a schema the migrations run in (one tenant's, when the same
         files serve a schema per tenant); the session's own is put back afterwards.
+        ``lint``: ``warn`` or ``error`` lints the migrations ``up`` would run before
+        taking the lock (see :meth:`lint`), reporting the findings as an event, and
+        with ``error`` stops on a warning; tables below ``lint_small_table_rows`` rows
+        are small enough that findings about their size are only informational.
         ``on_event``: called with each ``sqlmig.events`` object a run reports.
         ``files``: the directory's migrations, already read and checked (a fleet reads
         the files once for all its targets).
         """
         self.directory = Path(directory)
+        migrations_table(table, schema)  # a bad name fails before any engine exists
+        if lock is not None and lock_strategy is not None:
+            raise UsageError("give lock= or lock_strategy=, not both")
         self.options = Options(
-            lock=lock or AdvisoryLock(lock_id),
+            lock=lock
+            or strategy(
+                lock_strategy or "advisory",
+                table=table,
+                schema=schema,
+                lock_id=lock_id,
+                ttl=lock_ttl,
+                heartbeat=lock_heartbeat,
+            ),
             lock_timeout=lock_timeout,
             statement_timeout=statement_timeout,
             migration_lock_timeout=migration_lock_timeout,
+            ddl_lock_timeout=ddl_lock_timeout,
+            lock_retries=lock_retries,
             allow_out_of_order=allow_out_of_order,
             allow_drift=allow_drift,
             search_path=search_path,
         )
         self.on_event = on_event
         self._files = None if files is None else list(files)
-        migrations_table(table, schema)  # a bad name fails before any engine exists
+        self.lint_mode = Mode(lint)
+        self.lint_small_table_rows = lint_small_table_rows
         self._owns_engine = not isinstance(engine_or_url, Engine)
         self.engine = (
             engine_or_url
@@ -176,6 +223,48 @@ class Migrator:
         check_blockers(states, allow_drift=False)
         return states
 
+    def lint(self, versions: Sequence[str] = (), *, pending: bool = False) -> Report:
+        """squawk's findings on the migrations of ``versions`` (all when none is named;
+        with ``pending``, those not applied yet), read against this database: table
+        sizes, what each lock blocks, the timeouts this Migrator sets. Takes no lock.
+
+        Raises UsageError when squawk is not installed (``pip install 'sqlmig[lint]'``).
+        """
+        migrations = self.migrations()
+        chosen = select(migrations, versions)
+        if pending:
+            waiting = {
+                s.version for s in statuses(migrations, self._rows()) if s.state is State.PENDING
+            }
+            chosen = [m for m in chosen if m.version in waiting]
+        return self._lint(chosen)
+
+    def _lint(self, migrations: Sequence[Migration]) -> Report:
+        o = self.options
+        guards = Guards.of(o.ddl_lock_timeout, o.migration_lock_timeout, o.statement_timeout)
+        with connect(self.engine) as conn:
+            try:
+                return lint(
+                    migrations,
+                    database=conn,
+                    small_table_rows=self.lint_small_table_rows,
+                    guards=guards,
+                )
+            except DBAPIError as exc:
+                error = query_failure(self.engine, exc, "read the tables' sizes", gone=False)
+        raise error
+
+    def _preflight(self, target: str | None, steps: int | None) -> None:
+        """The lint on what ``up`` would run, before the lock: a finding at the level
+        the mode stops at stops ``up`` with nothing run."""
+        states = statuses(self.migrations(), self._rows())
+        check_blockers(states, allow_drift=self.options.allow_drift)
+        report = self._lint(self._plan_up(states, target, steps).migrations)
+        failing = report.failing(self.lint_mode)
+        if failing:
+            raise LintError([headline(f) for f in failing], self.lint_mode.fails_at.value)
+        self.on_event(LintReported(report, self.lint_mode))
+
     def plan(
         self,
         direction: str = "up",
@@ -205,8 +294,27 @@ class Migrator:
             refuse_no_transaction(chosen)
         collector = Collector()
         book = Bookkeeping(self.tracker, self.engine.dialect, shown=True)
-        Applier(collector, book).run(chosen, single_transaction=single_transaction)
+        applier = Applier(collector, book, retry=self.options.lock_retry)
+        applier.run(chosen, single_transaction=single_transaction)
         return collector.statements
+
+    # --- the lock itself ------------------------------------------------------------------
+
+    def lock_status(self) -> LockState:
+        """The migration lock under this Migrator's strategy, and who holds it."""
+        return self._on_connection(self.options.lock.state, "read the migration lock")
+
+    def release_lock(
+        self, *, force: bool = False, confirm: Callable[[LockState], bool] = lambda state: True
+    ) -> LockRelease:
+        """Free the migration lock of a run that is gone (see :func:`sqlmig.locking.release`):
+        an expired lease at once; a live lease, or the session holding the advisory
+        lock, only with ``force`` and when ``confirm`` agrees."""
+        lock = self.options.lock
+        return self._on_connection(
+            lambda conn: release(lock, conn, force=force, confirm=confirm),
+            "release the migration lock",
+        )
 
     # --- running (under the lock) -------------------------------------------------------
 
@@ -220,7 +328,8 @@ class Migrator:
         """Apply pending migrations in order: all, up to ``target`` (inclusive), or ``steps``.
 
         ``single_transaction``: all of them and their tracking rows in one transaction,
-        all or nothing (refused when one must run outside a transaction).
+        all or nothing (refused when one must run outside a transaction). With a lint
+        mode, the lint runs first, before the lock.
         """
 
         def body(run: Run, migrations: list[Migration]) -> RunResult:
@@ -229,6 +338,8 @@ class Migrator:
             done = run.apply(plan, single_transaction=single_transaction)
             return RunResult("up", done, run.waited, newest_applied(states))
 
+        if self.lint_mode is not Mode.OFF:
+            self._preflight(target, steps)
         return self._locked(body)
 
     def down(self, steps: int | None = 1, target: str | None = None) -> RunResult:
@@ -345,6 +456,17 @@ class Migrator:
                 error = query_failure(self.engine, exc, "read the tracking table", gone=False)
         raise error
 
+    def _on_connection(self, work: Callable[[Connection], T], what: str) -> T:
+        """``work`` on a connection of its own in autocommit (single statements, right
+        through a transaction pooler); a refused query is a QueryError."""
+        with connect(self.engine) as conn:
+            try:
+                with autocommit(conn):
+                    return work(conn)
+            except DBAPIError as exc:
+                error = query_failure(self.engine, exc, what, gone=conn.invalidated)
+        raise error
+
     def _plan_up(
         self, states: list[MigrationStatus], target: str | None, steps: int | None
     ) -> Plan:
@@ -389,3 +511,20 @@ def _command(statement: ClauseElement, dialect: Dialect) -> Command:
     parameter mapping (compiled SQL doubles any % in a name, which psycopg undoes)."""
     compiled = statement.compile(dialect=dialect)
     return Command(compiled.string, dict(compiled.construct_params() or {}), Role.RECORD)
+
+
+def strategy(
+    name: str,
+    *,
+    table: str = DEFAULT_TABLE,
+    schema: str | None = None,
+    lock_id: int = MIGRATION_LOCK_ID,
+    ttl: float = DEFAULT_TTL,
+    heartbeat: float = DEFAULT_HEARTBEAT,
+) -> LockStrategy:
+    """The lock strategy ``--lock-strategy`` names, for the tracking table ``table``."""
+    if name == "advisory":
+        return AdvisoryLock(lock_id)
+    if name == "table":
+        return LeaseLock(table, schema, lock_id=lock_id, ttl=ttl, heartbeat=heartbeat)
+    raise UsageError(f"lock strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlmig.lockwait import Blocker
     from sqlmig.migrator import MigrationResult
 
 
@@ -114,6 +115,9 @@ class Stop:
     statements_ran: bool | None = None  # no transaction, UNCERTAIN: all ran (True) or none
     progress: Progress | None = None  # no transaction, NEEDS_REPAIR
     done: tuple[MigrationResult, ...] = ()  # what the run completed before
+    lock_tries: int = 0  # tries that timed out waiting for a table lock (guarded locks)
+    blockers: tuple[Blocker, ...] = ()  # whom the last of them waited for
+    lock_timeout: float | None = None  # the guarded lock timeout, seconds
 
 
 def account(stop: Stop) -> str:
@@ -137,8 +141,9 @@ def account(stop: Stop) -> str:
     if stop.outcome is Outcome.ROLLED_BACK:
         kept = f"nothing of {v} remains" if up else f"{v} is still applied"
         recorded = ", and it is recorded as 'failed'" if stop.recorded_failed else ""
-        return f"Its transaction was rolled back: {kept}{recorded}.{stalled} {before}" + (
-            _after_rollback(stop)
+        return (
+            f"Its transaction was rolled back: {kept}{recorded}.{stalled}{_waited(stop)} "
+            f"{before}{_after_rollback(stop)}"
         )
     if stop.outcome is Outcome.UNCERTAIN and stop.transactional:
         return (
@@ -156,7 +161,8 @@ def account(stop: Stop) -> str:
             f"shows 'failed', `sqlmig repair {v} {flag}`, then run again."
         )
     return (
-        f"It runs outside a transaction: {_partial(stop)}. It is recorded as 'failed' and "
+        f"It runs outside a transaction: {_partial(stop)}.{_waited(stop)} It is recorded as "
+        "'failed' and "
         "`sqlmig up` will refuse to run until you resolve it: check what took effect, finish "
         f"or undo its changes by hand, then `sqlmig repair {v} --applied`, `--rolled-back` "
         f"or `--forget`.{stalled} {before}"
@@ -174,6 +180,12 @@ def _after_rollback(stop: Stop) -> str:
             if up
             else "Run `sqlmig status`, then run again once the server answers."
         )
+    if stop.lock_tries:
+        return (
+            "Run again once those sessions have finished (end a stuck one with "
+            "pg_terminate_backend(pid)), or at a quieter time; --lock-retries and "
+            "--ddl-lock-timeout allow more tries and longer waits."
+        )
     if not up:
         return "Fix its down script and run again."
     if stop.may_be_partial:
@@ -183,6 +195,22 @@ def _after_rollback(stop: Stop) -> str:
             "from a down that stopped part-way."
         )
     return "Fix the script and run `sqlmig up` again; it will be retried."
+
+
+def _waited(stop: Stop) -> str:
+    """' It waited longer than the lock timeout...' for a stop after guarded lock waits."""
+    if not stop.lock_tries:
+        return ""
+    from sqlmig.lockwait import describe
+
+    tries = "its only try" if stop.lock_tries == 1 else f"each of its {stop.lock_tries} tries"
+    limit = f" ({stop.lock_timeout:g}s)" if stop.lock_timeout is not None else ""
+    last = "it" if stop.lock_tries == 1 else "the last"
+    return (
+        f" It waited longer than the lock timeout{limit} for a table lock on {tries}, "
+        f"and gave up each time so that queries queued behind it could run; {last} waited "
+        f"for {describe(stop.blockers)}."
+    )
 
 
 def _partial(stop: Stop) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from sqlmig.errors import MigrationError, MigrationInterrupted, SqlmigError
 
 if TYPE_CHECKING:
     from sqlmig.fleet import FleetResult, TargetResult
+    from sqlmig.lint import Finding, Mode, Report
+    from sqlmig.locking import LockHolder, LockRelease, LockState
     from sqlmig.migrator import MigrationResult, RunResult
     from sqlmig.plan import MigrationStatus
     from sqlmig.tracker import AppliedMigration
@@ -100,6 +103,112 @@ def history_json(rows: Sequence[AppliedMigration]) -> dict[str, Any]:
     }
 
 
+def holder_json(holder: LockHolder | None) -> dict[str, Any] | None:
+    if holder is None:
+        return None
+    return {
+        "pid": holder.pid,
+        "application": holder.application,
+        "client_addr": holder.client_addr,
+        "since": _time(holder.since),
+        "state": holder.state,
+        "host": holder.host,
+        "run_id": holder.run_id,
+        "heartbeat_at": _time(holder.heartbeat_at),
+        "heartbeat_age_s": _seconds(holder.heartbeat_age_s),
+        "expires_at": _time(holder.expires_at),
+        "expires_in_s": _seconds(holder.expires_in_s),
+        "expired": holder.expired,
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def lock_state_json(state: LockState) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command": "lock status",
+        "strategy": state.strategy,
+        "lock": state.lock,
+        "held": state.held,
+        "holder": holder_json(state.holder),
+    }
+
+
+def lock_release_json(release: LockRelease) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "command": "lock release",
+        "strategy": release.state.strategy,
+        "lock": release.state.lock,
+        "action": release.action,
+        "holder": holder_json(release.state.holder),
+    }
+
+
+def lock_state_text(state: LockState) -> str:
+    """``sqlmig lock status`` for people: one line, then the holder's details."""
+    holder = state.holder
+    if holder is None:
+        return f"free: nobody holds the migration lock ({state.lock}, strategy {state.strategy})"
+    if holder.expired:
+        head = (
+            f"free: the migration lock ({state.lock}, strategy {state.strategy}) is an "
+            "expired lease; the next run takes it over"
+        )
+    else:
+        head = f"held: the migration lock ({state.lock}, strategy {state.strategy}) is held"
+    return head + "\n" + _holder_text(holder)
+
+
+def _holder_text(holder: LockHolder) -> str:
+    since = holder.since.isoformat(sep=" ", timespec="seconds") if holder.since else "-"
+    if holder.run_id is None:
+        rows = [
+            ("pid", str(holder.pid)),
+            ("application", holder.application or "-"),
+            ("client", holder.client_addr or "local socket"),
+            ("since", since),
+            ("state", holder.state or "unknown"),
+        ]
+    else:
+        expiry = holder.expires_in_s or 0.0
+        rows = [
+            ("run", holder.run_id),
+            ("host", holder.host or "-"),
+            ("pid", str(holder.pid)),
+            ("application", holder.application or "-"),
+            ("since", since),
+            ("heartbeat", f"{holder.heartbeat_age_s or 0.0:.1f}s ago"),
+            (
+                "expires",
+                f"in {expiry:.1f}s" if expiry > 0 else f"{-expiry:.1f}s ago (expired)",
+            ),
+        ]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"  {label.ljust(width)}  {value}" for label, value in rows)
+
+
+def lock_question(state: LockState) -> str:
+    """What ``sqlmig lock release --force`` asks before it acts."""
+    if state.strategy == "table":
+        return f"Remove the live {state.lock} of {state.holder}?"
+    return f"Terminate the server session {state.holder}, which holds the {state.lock}?"
+
+
+def lock_release_text(release: LockRelease) -> str:
+    state = release.state
+    if release.action == "deleted":
+        return f"removed the {state.lock} of {state.holder}"
+    if release.action == "terminated":
+        return f"terminated the session holding the {state.lock}: {state.holder}"
+    if state.holder is None:
+        return f"nothing to release: nobody holds the migration lock ({state.lock})"
+    return f"nothing to release: {state.holder} let go of the {state.lock} meanwhile"
+
+
 def error_json(
     command: str, exc: SqlmigError | MigrationInterrupted, message: str | None = None
 ) -> dict[str, Any]:
@@ -124,6 +233,8 @@ def error_json(
             constraint=exc.constraint,
             outcome=exc.outcome,
         )
+        if exc.blockers:
+            error["blockers"] = [asdict(b) for b in exc.blockers]
     if isinstance(exc, MigrationInterrupted):
         error.update(
             version=exc.version,
@@ -345,3 +456,92 @@ class FleetProgress:
         if self.drawn:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def lint_text(report: Report, mode: Mode) -> str:
+    """Each finding (file:line:col, level, rule, message, then the facts and the fix),
+    and a closing count."""
+    from sqlmig.lint import describe_facts, headline
+
+    lines: list[str] = []
+    for f in report.findings:
+        lines.append(headline(f))
+        facts = describe_facts(f)
+        if facts:
+            lines.append(f"  {facts}")
+        if f.fix:
+            lines.append(f"  fix: {f.fix}")
+    counts = _lint_counts(report)
+    found = ", ".join(f"{n} {level}" for level, n in counts.items() if n) or "no findings"
+    dropped = (
+        f"; {len(report.dropped)} left out (about tables created earlier in the same migration)"
+        if report.dropped
+        else ""
+    )
+    where = (
+        f", with the facts of PostgreSQL {report.server_version}" if report.server_version else ""
+    )
+    failing = len(report.failing(mode))
+    verdict = f"; {failing} at or above {mode.fails_at.value}" if failing else ""
+    lines.append(f"lint: {report.migrations} migrations{where}: {found}{dropped}{verdict}")
+    return "\n".join(lines)
+
+
+def lint_json(report: Report, mode: Mode) -> dict[str, Any]:
+    return {
+        "ok": not report.failing(mode),
+        "command": "lint",
+        "migrations": report.migrations,
+        "checked_database": report.server_version is not None,
+        "server_version": report.server_version,
+        "small_table_rows": report.small_table_rows,
+        "fails_at": mode.fails_at.value,
+        "findings": [_finding_json(f) for f in report.findings],
+        "dropped": [_finding_json(f) for f in report.dropped],
+        "counts": _lint_counts(report),
+    }
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "file": f.path,
+        "line": f.line,
+        "column": f.column,
+        "version": f.version,
+        "rule": f.rule,
+        "level": f.level.value,
+        "message": f.message,
+        "fix": f.fix,
+        "table": f.table,
+        "lock": f.lock,
+        "blocks": f.blocks,
+        "rows": f.facts.rows if f.facts else None,
+        "bytes": f.facts.bytes if f.facts else None,
+        "note": f.note,
+    }
+
+
+def _lint_counts(report: Report) -> dict[str, int]:
+    from sqlmig.lint import Level
+
+    return {level.value: sum(f.level is level for f in report.findings) for level in Level}
+
+
+_ANNOTATION = {"error": "error", "warning": "warning", "info": "notice"}
+
+
+def github_annotations(report: Report) -> str:
+    """One workflow command per finding, so that GitHub shows it on the file's line."""
+    from sqlmig.lint import describe_facts
+
+    def escape(text: str, *, prop: bool = False) -> str:
+        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+    out = []
+    for f in report.findings:
+        body = "; ".join(p for p in (f.message, describe_facts(f), f.fix and f"fix: {f.fix}") if p)
+        props = f"file={escape(f.path, prop=True)},line={f.line},col={f.column}"
+        title = escape(f"squawk {f.rule}", prop=True)
+        out.append(f"::{_ANNOTATION[f.level.value]} {props},title={title}::{escape(body)}")
+    return "\n".join(out)

@@ -11,7 +11,6 @@ one round trip.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
@@ -24,7 +23,7 @@ from sqlalchemy import Connection, Engine, func, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 
 from sqlmig.apply import Applier, Bookkeeping, MigrationResult, Step, script_of
-from sqlmig.database import Target, connect, scrub, stalled_error
+from sqlmig.database import Target, announced_pid, behind_pooler, connect, scrub, stalled_error
 from sqlmig.errors import (
     DatabaseUnavailableError,
     MigrationInterrupted,
@@ -34,6 +33,7 @@ from sqlmig.errors import (
 )
 from sqlmig.events import LockWaiting, OnEvent
 from sqlmig.locking import HeldLock, LockStrategy, enable_keepalives
+from sqlmig.lockwait import BlockerWatch, LockRetry, ms
 from sqlmig.outcome import Cause, Direction, Outcome, cause_of, sqlstate_of
 from sqlmig.plan import MigrationStatus, Plan, check_blockers, statuses
 from sqlmig.sink import (
@@ -72,9 +72,18 @@ class Options:
     lock_timeout: float = 60.0
     statement_timeout: float | None = None
     migration_lock_timeout: float | None = None
+    ddl_lock_timeout: float | None = None
+    lock_retries: int = 0
     allow_out_of_order: bool = False
     allow_drift: bool = False
     search_path: str | None = None  # a tenant's schema: the one its migrations name none of
+
+    @property
+    def lock_retry(self) -> LockRetry | None:
+        """The guard on the migrations' table locks, when a DDL lock timeout is set."""
+        if self.ddl_lock_timeout is None:
+            return None
+        return LockRetry(self.ddl_lock_timeout, self.lock_retries)
 
 
 class Run:
@@ -199,6 +208,8 @@ class Run:
                 settle_orphan=self._settle_orphan,
                 statement_timeout=self.options.statement_timeout,
                 password=self._password,
+                retry=self.options.lock_retry,
+                watch=self._blocker_watch(),
             )
         return self._applier
 
@@ -283,6 +294,15 @@ class Run:
             return no_guard(round_trips)
         return self.watchdog.guard(conn, round_trips)
 
+    def _blocker_watch(self) -> BlockerWatch | None:
+        """Whom the work session waits for, asked on the lock's connection: it is idle
+        while migrations run, and a third connection per run would cost a pool slot."""
+        retry = self.options.lock_retry
+        if retry is None or self.lock is None or self._backend is None:
+            return None
+        interval = min(max(retry.timeout / 4, 0.05), 0.25)
+        return BlockerWatch(self.lock.connection, self._backend[0], interval, self.guard)
+
     def _group_guard(self, conn: Connection) -> Callable[[Sequence[Migration], Direction], Guard]:
         watchdog = self.watchdog
 
@@ -307,10 +327,15 @@ class Run:
         values they replace (the connection may be an application's, going back to
         its pool)."""
         settings: dict[str, str] = {}
-        if self.options.migration_lock_timeout is not None:
-            settings["lock_timeout"] = _ms(self.options.migration_lock_timeout)
+        # The DDL lock timeout wins: it is also set in each transaction (see apply), but
+        # statements outside one run with the session's.
+        lock_timeout = self.options.ddl_lock_timeout
+        if lock_timeout is None:
+            lock_timeout = self.options.migration_lock_timeout
+        if lock_timeout is not None:
+            settings["lock_timeout"] = ms(lock_timeout)
         if self.options.statement_timeout is not None:
-            settings["statement_timeout"] = _ms(self.options.statement_timeout)
+            settings["statement_timeout"] = ms(self.options.statement_timeout)
         if self.options.search_path is not None:
             settings["search_path"] = quote_identifier(self.options.search_path)
         if (conn.dialect.server_version_info or (0,)) >= (14,):
@@ -319,7 +344,11 @@ class Run:
             settings["client_connection_check_interval"] = "2000ms"
         # Read and set in one statement: the OFFSET keeps the subquery a plan node of
         # its own, so it is read before the outer list sets anything. The session's
-        # pid and start name it later, should it outlive its connection.
+        # pid and start name it later, should it outlive its connection. Through a
+        # pooler (another session than the one announced) the settings are set for
+        # that statement only: they could not follow our transactions, and must not
+        # stay behind on a server connection that other clients get next.
+        local = func.pg_backend_pid() != announced_pid(conn)
         old = select(
             func.pg_backend_pid(),
             _BACKEND_START,
@@ -327,12 +356,28 @@ class Run:
         )
         before = old.offset(0).subquery()
         read_and_set = select(
-            *before.c, *(func.set_config(k, v, False) for k, v in settings.items())
+            *before.c, *(func.set_config(k, v, local) for k, v in settings.items())
         )
         with self.guard(conn):
             row = conn.execute(read_and_set).one()
+        if behind_pooler(conn, row[0]):
+            self._pooled(settings)
+            return {}
         self._backend = (row[0], row[1])
         return dict(zip(settings, row[2 : 2 + len(settings)], strict=True))
+
+    def _pooled(self, settings: dict[str, str]) -> None:
+        """Behind a pooler no session is ours: none of the work connection's settings
+        stay set, and a server session left running by a lost connection may be serving
+        someone else now, so it is never ended (``_settle_orphan``)."""
+        asked = [k for k in ("statement_timeout", "lock_timeout") if k in settings]
+        if asked:
+            log.warning(
+                "the URL goes through a connection pooler: %s cannot be kept for the "
+                "migrations' session and is not set; set it in the migrations (SET LOCAL) "
+                "or for the role instead",
+                " and ".join(asked),
+            )
 
     def _settle_orphan(self, step: Step) -> Outcome | None:
         """How a transaction ended whose connection died after its COMMIT went out.
@@ -449,9 +494,3 @@ def query_failure(
 def quote_identifier(name: str) -> str:
     """``name`` as PostgreSQL reads one identifier in a setting: quoted, as given."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def _ms(seconds: float) -> str:
-    """A timeout for PostgreSQL. Rounded up, so that 0.0004s does not become 0 (no
-    limit at all); 0 stays 0, PostgreSQL's "no limit"."""
-    return f"{min(math.ceil(seconds * 1000), 2**31 - 1)}ms"

@@ -175,8 +175,11 @@ class Executor:
     def standard_strings(self) -> bool:
         # Reported by the server whenever it changes, so a script that turned it off
         # is seen by the next one: no round trip.
-        info = self.conn.connection.driver_connection.info  # type: ignore[union-attr]
-        return bool(info.parameter_status("standard_conforming_strings") != "off")
+        try:
+            info = self.conn.connection.driver_connection.info  # type: ignore[union-attr]
+            return bool(info.parameter_status("standard_conforming_strings") != "off")
+        except psycopg.Error:  # closed: sending will say so, with the migration named
+            return True
 
 
 def gone(conn: Connection) -> bool:

@@ -2,9 +2,10 @@
 
 File names, encodings and sections are checked while loading (``sqlmig.source``);
 here the scripts are lexed to refuse what would fail half-way or silently: an
-unterminated string or comment, and transaction control inside a script that
-sqlmig runs in its own transaction (a ``COMMIT`` there would commit half a
-migration without its record).
+unterminated string or comment, transaction control inside a script that sqlmig
+runs in its own transaction (a ``COMMIT`` there would commit half a migration
+without its record), and statements that PostgreSQL refuses inside a transaction
+(``sqlmig.ddl``), found here rather than after the statements before them ran.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from sqlmig.ddl import outside_transaction
 from sqlmig.errors import FileProblem, MigrationFileError
 from sqlmig.source import Migration, Script, scan_directory, sort_problems
 from sqlmig.sqlscript import Statement, control_candidates, line_col, transaction_control
@@ -46,6 +48,8 @@ def script_problems(script: Script) -> list[FileProblem]:
                         line_of(statement.start),
                     )
                 )
+        for refusal in outside_transaction(script.sql, first_line=script.first_line):
+            problems.append(FileProblem(path, refusal.message, line_of(refusal.offset)))
     else:
         opener = _left_open(statements)
         if opener is not None:

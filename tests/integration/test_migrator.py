@@ -250,23 +250,46 @@ def test_the_error_carries_the_server_detail_and_hint(engine: Engine, migrations
         {
             "0001_a.up.sql": "CREATE TABLE a (id int PRIMARY KEY);\n"
             "INSERT INTO a VALUES (1), (1);\n",
-            "0002_b.up.sql": "CREATE INDEX CONCURRENTLY b_id ON b (id);\n",
         },
     )
     with pytest.raises(MigrationError) as duplicate:
         Migrator(engine, migrations).up()
-    write(migrations, {"0001_a.up.sql": "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n"})
-    with pytest.raises(MigrationError) as concurrently:
+    write(
+        migrations,
+        {
+            "0001_a.up.sql": "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n",
+            "0002_b.up.sql": "CREATE INDEX CONCURRENTLY b_id ON b (id);\n",
+        },
+    )
+    # A statement that cannot run in a transaction is refused before anything runs.
+    with pytest.raises(MigrationFileError) as concurrently:
         Migrator(engine, migrations).up()
 
     assert duplicate.value.sqlstate == "23505"
     assert "\nDETAIL: Key (id)=(1) already exists.\n" in str(duplicate.value)
-    assert concurrently.value.sqlstate == "25001"
+    assert [(Path(p.path).name, p.line) for p in concurrently.value.problems] == [
+        ("0002_b.up.sql", 1)
+    ]
+    assert "add `-- sqlmig:no-transaction` to the leading comments" in str(concurrently.value)
+    assert tracking(engine) == {"0001": "failed"}
+
+    # One the files cannot tell (CLUSTER of a partitioned table) gets the server's
+    # refusal and sqlmig's hint.
+    write(
+        migrations,
+        {
+            "0001_a.up.sql": "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n",
+            "0002_b.up.sql": "CREATE TABLE p (id int) PARTITION BY RANGE (id);\n"
+            "CREATE INDEX p_id ON p (id);\nCLUSTER p USING p_id;\n",
+        },
+    )
+    with pytest.raises(MigrationError) as cluster:
+        Migrator(engine, migrations).up()
+    assert cluster.value.sqlstate == "25001"
     assert (
         "\nHINT: this statement cannot run inside a transaction: add "
         "`-- sqlmig:no-transaction` to the leading comments of the file\n"
-    ) in str(concurrently.value)
-    assert tracking(engine) == {"0001": "applied", "0002": "failed"}
+    ) in str(cluster.value)
 
 
 def long_script(lines: int, error_line: int) -> str:

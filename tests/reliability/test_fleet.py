@@ -415,3 +415,20 @@ def test_a_targets_file_is_checked_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="target names must differ; repeated: a"):
         load_targets(tmp_path / "t.toml", {})
     assert Target("x", "postgresql://u:pw@h/db").where == "postgresql://u:***@h/db"
+
+
+def test_a_fleet_runs_under_the_lease_strategy_with_a_lease_per_tenant(
+    database_url: str, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    make_schemas(conn, 5)
+    folder = three(tmp_path / "m")
+
+    result = migrate_fleet(
+        schemas_matching(database_url, "tenant_*"), folder, lock_strategy="table"
+    )
+
+    assert result.exit_code == 0 and set(states(result).values()) == {"applied"}
+    for n in range(5):
+        assert ledger(conn, f"tenant_{n:03d}") == ["0001", "0002", "0003"]
+        lease = conn.execute(f"SELECT to_regclass('tenant_{n:03d}.schema_migrations_lock')")
+        assert lease.fetchone() != (None,)

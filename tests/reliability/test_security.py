@@ -724,7 +724,7 @@ def test_hostile_values_given_to_the_tracker_are_stored_verbatim(url: str) -> No
 SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|WHERE|FROM|SET|INTO)\b")
 
 
-@pytest.mark.parametrize("module", ["tracker.py", "locking.py"])
+@pytest.mark.parametrize("module", ["tracker.py", "locking.py", "lease.py"])
 def test_tracker_and_locking_build_no_sql_from_strings(module: str) -> None:
     """SQL there is a Core expression or a literal `text()`: never an f-string, `%` or
     `.format()` with SQL in it, and `text()`/`exec_driver_sql()` take only literals."""

@@ -12,7 +12,17 @@ from sqlmig.errors import UsageError
 
 def given(**options: object) -> dict[str, object]:
     """What the command line said: None for every option not typed."""
-    keys = ("database_url", "dir", "table", "schema", "lock_timeout", "statement_timeout")
+    keys = (
+        "database_url",
+        "dir",
+        "table",
+        "schema",
+        "lock_timeout",
+        "statement_timeout",
+        "lock_strategy",
+        "lock_ttl",
+        "lock_heartbeat",
+    )
     return {key: options.get(key) for key in keys}
 
 
@@ -234,7 +244,8 @@ def test_an_unknown_key_is_a_usage_error_listing_the_known_ones(tmp_path: Path) 
     assert str(raised.value) == (
         f"{config}: unknown setting 'directory'; known settings: database_url, "
         "database_url_env, dir, table, schema, lock_timeout, statement_timeout, "
-        "migration_lock_timeout, connection_budget"
+        "migration_lock_timeout, connection_budget, lock_strategy, lock_ttl, lock_heartbeat, "
+        "ddl_lock_timeout, lock_retries, lint, lint_small_table_rows"
     )
 
 
@@ -317,3 +328,53 @@ def test_the_largest_server_timeout_is_accepted(tmp_path: Path) -> None:
     settings = resolve(given(statement_timeout=2147483.0), {}, tmp_path)
 
     assert settings.statement_timeout == 2147483.0
+
+
+def test_the_lock_strategy_and_lease_timing_come_from_option_then_environment_then_file(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    write(
+        project / "sqlmig.toml",
+        'lock_strategy = "table"\nlock_ttl = 30\nlock_heartbeat = 5\n',
+    )
+    env = {"SQLMIG_LOCK_STRATEGY": "advisory", "SQLMIG_LOCK_TTL": "20"}
+
+    default = resolve(given(), {}, tmp_path)
+    file = resolve(given(), {}, project)
+    environment = resolve(given(), env, project)
+    option = resolve(given(lock_strategy="table", lock_heartbeat=2.5), env, project)
+
+    assert (default.lock_strategy, default.lock_ttl, default.lock_heartbeat) == (
+        "advisory",
+        60.0,
+        10.0,
+    )
+    assert (file.lock_strategy, file.lock_ttl, file.lock_heartbeat) == ("table", 30, 5)
+    assert (environment.lock_strategy, environment.lock_ttl) == ("advisory", 20.0)
+    assert (option.lock_strategy, option.lock_ttl, option.lock_heartbeat) == ("table", 20.0, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"SQLMIG_LOCK_STRATEGY": "session"},
+            "lock-strategy must be one of advisory, table, not 'session'",
+        ),
+        ({"SQLMIG_LOCK_TTL": "0"}, "lock-ttl and lock-heartbeat must be more than 0 seconds"),
+        (
+            {"SQLMIG_LOCK_TTL": "10", "SQLMIG_LOCK_HEARTBEAT": "10"},
+            "lock-heartbeat (10s) must be less than lock-ttl (10s)",
+        ),
+        ({"SQLMIG_LOCK_HEARTBEAT": "soon"}, "$SQLMIG_LOCK_HEARTBEAT must be a number of seconds"),
+    ],
+)
+def test_a_bad_lock_setting_is_a_usage_error(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(UsageError) as raised:
+        resolve(given(), env, tmp_path)
+
+    assert str(raised.value).startswith(message)
+    assert raised.value.exit_code == 2

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sqlmig.run import _ms
+from sqlmig.lockwait import ms as _ms
 from sqlmig.watchdog import GRACE, Watchdog
 
 MAX_MS = 2**31 - 1  # PostgreSQL's timeouts are int4 milliseconds
