@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     inspect,
     literal_column,
+    or_,
     select,
 )
 from sqlalchemy.engine import URL
@@ -37,7 +38,7 @@ from sqlalchemy.schema import DropTable
 
 from alembic_compat.engines import engine_for
 from alembic_compat.errors import AdoptError
-from alembic_compat.files import recorded_revision, revisions_of
+from alembic_compat.files import recorded_down_revisions, recorded_revision, revisions_of
 from sqlmig.errors import AlreadyTrackedError, QueryError
 from sqlmig.events import Event, LockWaiting
 from sqlmig.locking import MIGRATION_LOCK_ID
@@ -52,7 +53,8 @@ ALEMBIC_VERSION_TABLE = "alembic_version"
 
 @dataclass(frozen=True)
 class AdoptResult:
-    """What adopting recorded."""
+    """What adopting recorded; ``revision`` is the database's, or its revisions joined
+    by commas when ``alembic_version`` has several rows."""
 
     revision: str
     versions: tuple[str, ...]
@@ -83,10 +85,14 @@ def adopt(
     ``alembic_version`` is read, then sqlmig's tracking table (``table`` in
     ``schema``) is created and its rows written in one transaction that also checks
     the revision is unchanged (locking its row, so an ``alembic upgrade`` waits) and,
-    with ``drop_alembic_version``, drops Alembic's table. Refuses (AdoptError,
-    nothing recorded) when ``alembic_version`` is missing, empty or has several rows,
-    when its revision is in no imported file, when it changed before the records
-    committed, or when the tracking table already records migrations.
+    with ``drop_alembic_version``, drops Alembic's table. What is recorded is the
+    revision's file and the files of its ancestors, as the headers name them; with
+    several rows (unmerged heads of a history imported with --linearize), all of
+    theirs. Refuses (AdoptError, nothing recorded) when ``alembic_version`` is
+    missing or empty, when a revision is in no imported file, when the files before
+    the newest recorded one include a revision the database has not applied, when it
+    changed before the records committed, or when the tracking table already records
+    migrations.
     ``on_lock_wait`` is called with the holder's description when the lock is busy.
     An Engine passed in is used as it is and never disposed.
     """
@@ -98,7 +104,7 @@ def adopt(
             "Import the Alembic history first: sqlmig alembic import --config alembic.ini",
         )
     versions_table = alembic_version_table(version_table, version_table_schema)
-    revision = ""
+    revisions: list[str] = []
 
     def lock_waiting(event: Event) -> None:
         if on_lock_wait is not None and isinstance(event, LockWaiting):
@@ -107,14 +113,11 @@ def adopt(
     with engine_for(database) as engine:
 
         def up_to_the_revision() -> Baseline:
-            nonlocal revision
-            revision = _one_revision(_revisions(engine, versions_table), versions_table)
-            target = by_revision.get(revision)
-            if target is None:
-                raise _unknown_revision(revision, migrations, migrations_dir)
-            guard = _still_at(versions_table, revision)
+            revisions[:] = _present(_revisions(engine, versions_table), versions_table)
+            chosen = _applied(revisions, migrations, migrations_dir, versions_table)
+            guard = _still_at(versions_table, revisions)
             drop = [DropTable(versions_table)] if drop_alembic_version else []
-            return Baseline(target.version, before=[guard], after=drop)
+            return Baseline(chosen[-1].version, before=[guard], after=drop)
 
         migrator = Migrator(
             engine,
@@ -135,10 +138,11 @@ def adopt(
             ) from None
         except QueryError:
             # The guard failed, or something else did while the revision stayed put.
-            now = _revisions(engine, versions_table) if revision else None
-            if not revision or now == [revision]:
+            now = _revisions(engine, versions_table) if revisions else None
+            if not revisions or now == revisions:
                 raise
-            raise _moved(revision, now, versions_table) from None
+            raise _moved(",".join(revisions), now, versions_table) from None
+    revision = ",".join(revisions)
     log.info(
         "adopted Alembic revision %s: recorded %d migrations up to %s",
         revision,
@@ -166,8 +170,8 @@ def _revisions(engine: Engine, versions_table: Table) -> list[str] | None:
         return sorted(conn.execute(select(versions_table.c.version_num)).scalars())
 
 
-def _one_revision(revisions: list[str] | None, versions_table: Table) -> str:
-    """The one revision; AdoptError for no table, no revision or several."""
+def _present(revisions: list[str] | None, versions_table: Table) -> list[str]:
+    """The revisions; AdoptError for no table or no revision."""
     name = _display(versions_table)
     if revisions is None:
         raise AdoptError(
@@ -180,23 +184,66 @@ def _one_revision(revisions: list[str] | None, versions_table: Table) -> str:
             f"{name} is empty: the database is at Alembic's base, no revision applied",
             "Nothing is applied, so there is nothing to adopt: run `sqlmig up`.",
         )
-    if len(revisions) > 1:
+    return revisions
+
+
+def _applied(
+    revisions: list[str],
+    migrations: list[Migration],
+    directory: str | PathLike[str],
+    versions_table: Table,
+) -> list[Migration]:
+    """The migrations the database has applied: the revisions in ``alembic_version`` and
+    their ancestors, as the file headers record them. Several rows (heads not yet
+    merged, in a history imported with --linearize) are accepted when their files are
+    known; either way what is applied must be the first migrations of the directory,
+    or sqlmig would run the others out of order."""
+    by_revision = revisions_of(migrations)
+    unknown = [r for r in revisions if r not in by_revision]
+    if unknown and len(revisions) == 1:
+        raise _unknown_revision(revisions[0], migrations, directory)
+    if unknown:
         raise AdoptError(
-            f"{name} has {len(revisions)} rows: the database is at several Alembic heads",
+            f"{_display(versions_table)} has {len(revisions)} rows: the database is at "
+            "several Alembic heads",
             "sqlmig's history is one line; bring the database to a single head with "
             "Alembic first (alembic upgrade head), then adopt.",
             revisions,
         )
-    return revisions[0]
+    parents = {r: recorded_down_revisions(m.up.sql) for r, m in by_revision.items()}
+    applied: set[str] = set()
+    waiting = list(revisions)
+    while waiting:
+        revision = waiting.pop()
+        if revision not in applied and revision in by_revision:
+            applied.add(revision)
+            waiting.extend(parents[revision])
+    last = max(by_revision[r].number for r in revisions)
+    before = [m for m in migrations if m.number <= last]
+    missing = [
+        m for m in before if (r := recorded_revision(m.up.sql)) is not None and r not in applied
+    ]
+    if missing:
+        raise AdoptError(
+            f"the database is at Alembic revision {', '.join(revisions)}, but the imported "
+            "order puts revisions it has not applied before it",
+            "Bring the database to a point of the order first (`alembic upgrade "
+            f"{recorded_revision(missing[-1].up.sql)}`, or `alembic upgrade head`), then adopt.",
+            [f"{m.version} {m.filename}: {recorded_revision(m.up.sql)}" for m in missing],
+        )
+    return before
 
 
-def _still_at(versions_table: Table, revision: str) -> Select[Any]:
+def _still_at(versions_table: Table, revisions: list[str]) -> Select[Any]:
     """A statement that fails with division_by_zero (SQLSTATE 22012) unless
-    ``alembic_version`` holds exactly ``revision``, and so fails the transaction it is
-    in. It locks the row: an ``alembic upgrade`` running meanwhile waits for that
-    transaction, so the revision recorded is still the database's when it commits."""
+    ``alembic_version`` holds exactly ``revisions``, and so fails the transaction it is
+    in. It locks the rows: an ``alembic upgrade`` running meanwhile waits for that
+    transaction, so the revisions recorded are still the database's when it commits."""
     locked = select(versions_table.c.version_num).with_for_update().subquery("locked")
-    held = and_(func.count() == 1, func.count().filter(locked.c.version_num == revision) == 1)
+    count = len(revisions)
+    # One comparison per revision, not IN: the statement is sent with its values inline.
+    matching = func.count().filter(or_(*(locked.c.version_num == r for r in revisions)))
+    held = and_(func.count() == count, matching == count)
     return select(literal_column("1") / cast(held, Integer)).select_from(locked)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from alembic_compat.errors import require_alembic
+from alembic_compat.errors import import_hint, require_alembic
 from sqlmig import clikit
 from sqlmig.clikit import Cli
 from sqlmig.cliparams import App
@@ -38,7 +38,12 @@ app = App(
 FLAGS = {
     **clikit.FLAGS,
     "alembic_ini": "--config",
+    "script_location": "--script-location",
+    "name": "--name",
+    "python": "--python",
     "skip_unrenderable": "--skip-unrenderable",
+    "linearize": "--linearize",
+    "strict": "--strict",
     "path": "--metadata",  # load_metadata's
 }
 """sqlmig's flags and these commands': the library options their errors name."""
@@ -70,8 +75,37 @@ def command() -> typer.Typer:
 def import_(
     ctx: typer.Context,
     config: Annotated[
-        Path, typer.Option("--config", "-c", help="The Alembic project's alembic.ini.")
-    ] = Path("alembic.ini"),
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="The Alembic project's alembic.ini (default: alembic.ini, unless "
+            "--script-location is given alone).",
+            show_default=False,
+        ),
+    ] = None,
+    script_location: Annotated[
+        Path | None,
+        typer.Option(
+            "--script-location",
+            help="The directory that holds env.py and versions/, in place of the ini's "
+            "script_location; alone, no ini is read (a Flask-Migrate layout: migrations).",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str,
+        typer.Option("--name", "-n", help="The ini section of the history (Alembic's -n)."),
+    ] = "alembic",
+    python: Annotated[
+        Path | None,
+        typer.Option(
+            "--python",
+            help="Render the revisions in this interpreter, the project's own (its "
+            "SQLAlchemy, 1.4 or 2, and its Alembic), e.g. .venv/bin/python.",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Directory to write into (default: --dir).", show_default=False),
@@ -80,18 +114,41 @@ def import_(
         bool,
         typer.Option(
             "--skip-unrenderable",
-            help="Write the revisions that render and list the others to write by hand.",
+            help="Write the revisions that import and render, and list the others to write "
+            "by hand.",
+        ),
+    ] = False,
+    linearize: Annotated[
+        bool,
+        typer.Option(
+            "--linearize",
+            help="Import a history with merge revisions (one base, one head) in the order "
+            "alembic upgrade head applies it.",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Refuse revisions with code that runs only online; write nothing."
         ),
     ] = False,
 ) -> None:
-    """Render each revision of a linear Alembic history into an up/down pair of SQL files."""
+    """Render each revision of an Alembic history into an up/down pair of SQL files."""
 
     def body(cli: Cli) -> int:
         from alembic_compat.history import import_history
 
         cli.command = "alembic import"
+        ini = config if config is not None or script_location is not None else Path("alembic.ini")
         result = import_history(
-            config, out or cli.settings().dir, skip_unrenderable=skip_unrenderable
+            ini,
+            out or cli.settings().dir,
+            script_location=script_location,
+            name=name,
+            python=python,
+            skip_unrenderable=skip_unrenderable,
+            linearize=linearize,
+            strict=strict,
         )
         if cli.json:
             cli.emit(_import_json(result))
@@ -111,6 +168,14 @@ def adopt(
             "--drop-alembic-version", help="Drop Alembic's table in the same transaction."
         ),
     ] = False,
+    version_table: Annotated[
+        str,
+        typer.Option(
+            "--version-table",
+            help="Alembic's table, [SCHEMA.]NAME, when env.py names another one (each "
+            "history of an ini with several sections has its own).",
+        ),
+    ] = "alembic_version",
 ) -> None:
     """Record the imported migrations up to the database's Alembic revision as applied.
 
@@ -122,10 +187,13 @@ def adopt(
 
         cli.command = "alembic adopt"
         s = cli.settings()
+        schema_name, _, table_name = version_table.rpartition(".")
         result = adopt_database(
             cli.url(),
             s.dir,
             drop_alembic_version=drop_alembic_version,
+            version_table=table_name,
+            version_table_schema=schema_name or None,
             table=s.table,
             schema=s.schema,
             lock_timeout=s.lock_timeout,
@@ -148,9 +216,9 @@ def adopt(
                 f"migrations as applied, up to {last}, without running them"
             )
             cli.out(
-                "dropped alembic_version"
+                f"dropped {version_table}"
                 if result.dropped_alembic_version
-                else "alembic_version was kept (drop it later with --drop-alembic-version)"
+                else f"{version_table} was kept (drop it later with --drop-alembic-version)"
             )
         return 0
 
@@ -222,12 +290,14 @@ def _import_json(result: ImportResult) -> dict[str, Any]:
         "ok": True,
         "command": "alembic import",
         "directory": str(result.directory),
+        "python": result.python,
         "migrations": [
             {
                 "version": m.version,
                 "name": m.name,
                 "revision": m.revision,
                 "down_revision": m.down_revision,
+                "merges": list(m.merges),
                 "files": [str(f) for f in m.files],
                 "transactional": m.transactional,
                 "reversible": m.reversible,
@@ -247,27 +317,52 @@ def _import_json(result: ImportResult) -> dict[str, Any]:
             }
             for f in result.skipped
         ],
+        "online_only": [
+            {
+                "revision": o.revision,
+                "version": o.version,
+                "source": o.source,
+                "direction": o.direction,
+                "line": o.line,
+                "reason": o.reason,
+            }
+            for o in result.online_only
+        ],
     }
 
 
 def _report_import(cli: Cli, result: ImportResult) -> None:
     noun = "revision" if len(result.imported) == 1 else "revisions"
-    cli.out(f"imported {len(result.imported)} Alembic {noun} into {result.directory}:")
+    by = f" (rendered by {result.python})" if result.python else ""
+    cli.out(f"imported {len(result.imported)} Alembic {noun} into {result.directory}{by}:")
     for m in result.imported:
         notes = [] if m.reversible else ["no down: downgrade() is not implemented"]
         if not m.transactional:
             notes.append("no-transaction")
+        if m.merges:
+            notes.append(f"merges {', '.join(m.merges)}")
         extra = f" ({'; '.join(notes)})" if notes else ""
         cli.out(f"  {m.version} {m.name} <- {m.revision}{extra}")
     if result.skipped:
+        noun = "revision" if len(result.skipped) == 1 else "revisions"
         cli.err(
-            f"{len(result.skipped)} revisions could not be rendered offline; write these "
-            "by hand, each starting with the header line shown:"
+            f"{len(result.skipped)} {noun} could not be imported or rendered offline; "
+            "write these by hand, each starting with the header line shown:"
         )
         for f in result.skipped:
-            cli.err(f"  {f.revision} ({f.source}, {f.direction}()): {f.reason}")
+            cli.err(f"  {f.revision} ({f.source}, {f.step}): {f.reason}")
             cli.err(f"    write {result.directory / f.files[0]} and {f.files[1]}")
             cli.err(f"    header: {f.header}")
+        if any(f.direction is None for f in result.skipped):
+            cli.err(import_hint(FLAGS["python"] + " "))
+    if result.online_only:
+        cli.err(
+            f"{len(result.online_only)} places run only online: offline rendering cannot see "
+            "them, so the files lack what they do there; check each and write it by hand "
+            "(the files say where):"
+        )
+        for o in result.online_only:
+            cli.err(f"  {o}")
 
 
 def _check_json(command: str, differences: list[Difference]) -> dict[str, Any]:

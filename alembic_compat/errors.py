@@ -39,23 +39,40 @@ class AlembicConfigError(UsageError):
 class NonLinearHistoryError(ValidationError):
     """The Alembic history branches: several heads or bases, or merge revisions."""
 
-    def __init__(self, summary: str, problems: list[str]) -> None:
+    options = ("linearize",)
+
+    def __init__(self, summary: str, problems: list[str], *, linearizable: bool) -> None:
         self.problems = problems
         lines = "".join(f"\n  {p}" for p in problems)
-        super().__init__(
-            f"the Alembic history is not linear: {summary}; nothing was written:{lines}\n"
-            "sqlmig migrations form one ordered line. Make the history linear first: set "
-            "the down_revision of the first revision of one branch to the head of the "
-            "other, then import again."
+        advice = (
+            "It has one base and one head, so linearize=True can import it in an order that "
+            "every database at head satisfies."
+            if linearizable
+            else "sqlmig migrations form one ordered line. Join the heads first (`alembic "
+            "merge heads`, then import with linearize=True), or set the down_revision of the "
+            "first revision of one branch to the head of the other."
         )
+        super().__init__(
+            f"the Alembic history is not linear: {summary}; nothing was written:{lines}\n" + advice
+        )
+
+
+def import_hint(python: str = "python=") -> str:
+    """What a revision that fails to import needs; ``python`` words the option."""
+    return (
+        "A revision that cannot be imported needs what the project's own commands have: "
+        "its packages on the path (PYTHONPATH, or prepend_sys_path in the ini) and its "
+        f"dependencies, or the project's own interpreter ({python}.venv/bin/python)."
+    )
 
 
 @dataclass(frozen=True)
 class RenderFailure:
-    """A revision whose Python code could not be rendered to SQL offline.
+    """A revision that could not be imported, or rendered to SQL offline.
 
-    ``version`` and ``files`` are what the import gave it: the files to write by
-    hand, starting with ``header`` so that adopt recognises them.
+    ``direction`` is ``upgrade`` or ``downgrade``, or None when the revision file
+    itself failed to import. ``version`` and ``files`` are what the import gave it:
+    the files to write by hand, starting with ``header`` so that adopt recognises them.
     """
 
     revision: str
@@ -63,7 +80,7 @@ class RenderFailure:
     version: str
     files: tuple[str, str]
     source: str
-    direction: str
+    direction: str | None
     reason: str
 
     @property
@@ -72,30 +89,82 @@ class RenderFailure:
             f"-- alembic revision: {self.revision} (down_revision: {self.down_revision or 'none'})"
         )
 
+    @property
+    def step(self) -> str:
+        return "importing it" if self.direction is None else f"{self.direction}()"
+
     def __str__(self) -> str:
         return (
-            f"{self.revision} ({self.source}, {self.direction}()): {self.reason}; "
+            f"{self.revision} ({self.source}, {self.step}): {self.reason}; "
             f"its files would be {self.files[0]} and {self.files[1]}"
         )
 
 
 class UnrenderableError(ValidationError):
-    """Revisions could not be rendered offline; nothing was written."""
+    """Revisions could not be imported or rendered offline; nothing was written."""
 
-    options = ("skip_unrenderable",)
+    options = ("skip_unrenderable", "python")
 
     def __init__(self, failures: list[RenderFailure]) -> None:
         self.failures = failures
         self.problems = [str(f) for f in failures]
         noun = "revision" if len(failures) == 1 else "revisions"
         lines = "".join(f"\n  {p}" for p in self.problems)
+        advice = []
+        if any(f.direction is None for f in failures):
+            advice.append(import_hint())
+        if any(f.direction is not None for f in failures):
+            advice.append(
+                "Offline rendering has no database to read from: a revision that queries "
+                "it (op.get_bind().execute(...) results, inspect(bind)) cannot be turned "
+                "into SQL; rewrite it as plain SQL (op.execute). A revision written for "
+                "another SQLAlchemy or Alembic than sqlmig's renders in the project's own "
+                "interpreter: python=PATH."
+            )
+        how = "imported or rendered" if any(f.direction is None for f in failures) else "rendered"
         super().__init__(
-            f"{len(failures)} Alembic {noun} could not be rendered to SQL offline; "
+            f"{len(failures)} Alembic {noun} could not be {how} to SQL offline; "
             f"nothing was written:{lines}\n"
-            "Offline rendering has no database to read from: a revision that queries "
-            "it (op.get_bind().execute(...) results, inspect(bind)) cannot be turned "
-            "into SQL. Rewrite it as plain SQL (op.execute), or pass skip_unrenderable=True "
-            "to write the others and the listed versions by hand."
+            + "\n".join(advice)
+            + "\nOr pass skip_unrenderable=True to write the others and the listed versions "
+            "by hand."
+        )
+
+
+@dataclass(frozen=True)
+class OnlineOnly:
+    """Code of a revision that Alembic runs only online, which offline rendering misses.
+
+    ``direction`` is the function it is in, or None for code outside both.
+    """
+
+    revision: str
+    version: str
+    source: str
+    direction: str | None
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{self.version} <- {self.revision} ({where}): {self.reason}"
+
+
+class OnlineOnlyError(ValidationError):
+    """With ``strict``, revisions whose code runs only online; nothing was written."""
+
+    options = ("strict",)
+
+    def __init__(self, found: list[OnlineOnly]) -> None:
+        self.found = found
+        self.problems = [str(f) for f in found]
+        lines = "".join(f"\n  {p}" for p in self.problems)
+        super().__init__(
+            f"{len(found)} places in the Alembic revisions run only online, so their "
+            f"files would lack what they do; with strict=True nothing was written:{lines}\n"
+            "Offline rendering (alembic upgrade --sql) skips code that needs a database. "
+            "Make those revisions render the same SQL offline, or import without "
+            "strict=True and write what is missing into the files that say so."
         )
 
 

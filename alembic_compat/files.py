@@ -18,8 +18,9 @@ from sqlmig.scaffold import existing_versions, slugify, write_files
 from sqlmig.source import Migration, parse_filename
 
 HEADER_PREFIX = "-- alembic revision: "
-_HEADER = re.compile(r"^-- alembic revision: (\S+)", re.M)
+_HEADER = re.compile(r"^-- alembic revision: (\S+)(?: \(down_revision: ([^)]*)\))?", re.M)
 _HEADER_LINES = 20  # the header is in the leading comments, not far down the file
+NAME_LENGTH = 60
 
 
 def header(revision: str, down_revision: str | None) -> str:
@@ -29,9 +30,20 @@ def header(revision: str, down_revision: str | None) -> str:
 
 def recorded_revision(sql: str) -> str | None:
     """The Alembic revision named in a script's header, if it has one."""
-    head = "\n".join(sql.splitlines()[:_HEADER_LINES])
-    match = _HEADER.search(head)
+    match = _header_match(sql)
     return match[1] if match else None
+
+
+def recorded_down_revisions(sql: str) -> tuple[str, ...]:
+    """The down revisions a script's header names (several for a merge), if any."""
+    match = _header_match(sql)
+    if match is None or match[2] in (None, "none"):
+        return ()
+    return tuple(part.strip() for part in match[2].split(","))
+
+
+def _header_match(sql: str) -> re.Match[str] | None:
+    return _HEADER.search("\n".join(sql.splitlines()[:_HEADER_LINES]))
 
 
 def revisions_of(migrations: Iterable[Migration]) -> dict[str, Migration]:
@@ -48,10 +60,19 @@ def migration_name(message: str | None, revision: str) -> str:
     """A sqlmig file name part from a revision message, or from its id when it has none."""
     for text in (message or "", f"revision {revision}"):
         try:
-            return slugify(text)[:60].rstrip("_")
+            return _shorten(slugify(text))
         except UsageError:
             continue
     return "revision"
+
+
+def _shorten(slug: str) -> str:
+    """At most NAME_LENGTH characters, cut after a whole word when it must be cut (a
+    single longer word is cut where it must)."""
+    if len(slug) <= NAME_LENGTH:
+        return slug
+    kept = slug[: NAME_LENGTH + 1]
+    return kept[: kept.rfind("_")] if "_" in kept else slug[:NAME_LENGTH]
 
 
 def write_new_files(

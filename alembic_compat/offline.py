@@ -1,47 +1,27 @@
 """Alembic's offline ("--sql") mode for PostgreSQL, as a source of SQL text.
 
-Both the import (revision functions) and the draft (autogenerate operations) run
-Alembic operations against a ``MigrationContext`` configured with ``as_sql=True``
-for the PostgreSQL dialect: no database is involved, and every statement Alembic
-would send is captured, one string per statement.
+The draft runs autogenerate's operations against a ``MigrationContext`` configured
+with ``as_sql=True`` for the PostgreSQL dialect, as the import runs revisions
+(:mod:`alembic_compat.project`): no database is involved, and every statement
+Alembic would send is captured, one string per statement.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from alembic_compat.project import DIALECT, StatementLog
 
 if TYPE_CHECKING:
     from alembic.operations.ops import MigrateOperation
     from alembic.runtime.migration import MigrationContext
 
-DIALECT = "postgresql"
-
-
-class StatementLog(io.StringIO):
-    """An output buffer that keeps each statement Alembic writes as its own string.
-
-    Alembic writes one statement per ``write`` call; splitting the joined text on
-    blank lines instead would cut a statement that contains one.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.statements: list[str] = []
-
-    def write(self, text: str) -> int:
-        if text.strip():
-            self.statements.append(text.strip())
-        return len(text)
-
 
 def offline_context(log: StatementLog) -> MigrationContext:
     """A MigrationContext that writes PostgreSQL SQL to ``log`` instead of running it.
 
-    ``literal_binds`` renders values inline, as ``alembic upgrade --sql`` does;
-    ``transactional_ddl`` makes an ``autocommit_block()`` show as COMMIT ... BEGIN,
-    which is how a revision that manages its own transactions is recognised.
+    ``literal_binds`` renders values inline, as ``alembic upgrade --sql`` does.
     """
     from alembic.runtime.migration import MigrationContext
 
@@ -84,7 +64,7 @@ def render_operations(
 
     for operation in operations:
         invoke(operation)
-    return [tidy(s) for s in log.statements]
+    return [tidy(text) for _, text in log.items]
 
 
 def tidy(statement: str) -> str:

@@ -63,7 +63,8 @@ def in_flags(exc: BaseException, flags: Mapping[str, str] = FLAGS) -> str:
     def flag(match: re.Match[str]) -> str:
         return flags[match[1]] if match[2] else f"{flags[match[1]]} "
 
-    return re.sub(rf"\b({'|'.join(named)})=(True\b)?(?=\S)", flag, text)
+    # name=True, whatever follows it, is the flag alone; name=VALUE is the flag and VALUE.
+    return re.sub(rf"\b({'|'.join(named)})=(?:(True)\b|(?=\S))", flag, text)
 
 
 class Format(str, Enum):

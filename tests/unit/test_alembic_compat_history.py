@@ -14,7 +14,8 @@ from alembic_compat.errors import (
     UnrenderableError,
 )
 from alembic_compat.files import recorded_revision, revisions_of
-from alembic_compat.history import import_history, strip_bookkeeping
+from alembic_compat.history import import_history
+from alembic_compat.segments import segments_of
 from sqlmig.errors import UsageError
 from sqlmig.migrator import validate_files
 
@@ -193,6 +194,7 @@ def test_a_merge_revision_stops_the_import(project: Path, tmp_path: Path) -> Non
         import_history(project / "alembic.ini", tmp_path / "out")
 
     assert f"joins {HEAD}, 6f708192a306" in str(caught.value)
+    assert "linearize=True can import it" in str(caught.value)
 
 
 # --- revisions that cannot be rendered offline ----------------------------------------
@@ -220,7 +222,7 @@ def test_a_revision_that_reads_data_is_reported_and_nothing_is_written(
     assert failure.reason.startswith("AttributeError: 'NoneType' object has no attribute")
     assert "(line 16: count = op.get_bind().execute(" in failure.reason
     assert "6f708192a306" in str(caught.value)
-    assert "or pass skip_unrenderable=True" in str(caught.value)
+    assert "Or pass skip_unrenderable=True" in str(caught.value)
     assert caught.value.exit_code == 1
     assert not out.exists()
 
@@ -284,7 +286,8 @@ def test_an_autocommit_block_becomes_a_no_transaction_file(project: Path, tmp_pa
     up = read(tmp_path, "0006_index_titles_concurrently.up.sql")
     assert "-- sqlmig:no-transaction" in up
     assert "CREATE INDEX CONCURRENTLY ix_tasks_title ON tasks (title);" in up
-    assert "COMMIT" not in up and "BEGIN" not in up
+    assert "\nCOMMIT;" not in up and "\nBEGIN;" not in up
+    assert "-- As Alembic runs it: 1 statement of autocommit_block() outside any transaction." in up
     migration = validate_files(tmp_path)[-1]
     assert migration.down is not None
     assert not migration.up.transactional and not migration.down.transactional
@@ -299,38 +302,75 @@ def test_an_empty_upgrade_becomes_a_no_op_statement(project: Path, tmp_path: Pat
     assert validate_files(tmp_path)[-1].up.sql.count("SELECT 1;") == 1
 
 
-# --- stripping bookkeeping -----------------------------------------------------------
+# --- transactions, as Alembic online runs them ---------------------------------------
 
 
-def test_strip_bookkeeping_removes_version_table_statements_and_transactions() -> None:
-    rendered = [
+def test_statements_around_an_autocommit_block_keep_their_transactions() -> None:
+    items = [
+        ["sql", "SET LOCAL lock_timeout = '5s';"],
+        ["sql", "ALTER TABLE t ADD COLUMN c int;"],
+        ["autocommit", "begin"],
+        ["sql", "CREATE INDEX CONCURRENTLY ix ON t (c);"],
+        ["sql", "ALTER TYPE e ADD VALUE 'x';"],
+        ["autocommit", "end"],
+        ["sql", "SET LOCAL lock_timeout = '5s';"],
+        ["sql", "ALTER TABLE t DROP CONSTRAINT k;"],
+    ]
+
+    rendered = segments_of(items)
+
+    assert not rendered.transactional
+    assert rendered.transactions == 2
+    assert rendered.body() == [
         "BEGIN;",
-        "CREATE TABLE alembic_version (\n    version_num VARCHAR(32) NOT NULL\n);",
-        "-- Running upgrade  -> 1a2b3c4d5e01",
-        "CREATE TABLE users (id SERIAL NOT NULL, \n    PRIMARY KEY (id)\n);",
-        "INSERT INTO alembic_version (version_num) VALUES ('1a2b3c4d5e01');",
-        "UPDATE alembic_version SET version_num='2' WHERE alembic_version.version_num = '1';",
-        "DELETE FROM alembic_version WHERE alembic_version.version_num = '2';",
-        "UPDATE users SET name = 'alembic_version';",
+        "SET LOCAL lock_timeout = '5s';",
+        "ALTER TABLE t ADD COLUMN c int;",
+        "COMMIT;",
+        "CREATE INDEX CONCURRENTLY ix ON t (c);",
+        "ALTER TYPE e ADD VALUE 'x';",
+        "BEGIN;",
+        "SET LOCAL lock_timeout = '5s';",
+        "ALTER TABLE t DROP CONSTRAINT k;",
         "COMMIT;",
     ]
 
-    kept, transaction_control = strip_bookkeeping(rendered)
 
-    assert kept == [
-        "CREATE TABLE users (id SERIAL NOT NULL,\n    PRIMARY KEY (id)\n);",
-        "UPDATE users SET name = 'alembic_version';",
+def test_a_block_alone_is_statements_on_their_own_and_ordinary_ones_one_transaction() -> None:
+    block = segments_of([["autocommit", "begin"], ["sql", "CREATE INDEX CONCURRENTLY i ON t (c);"]])
+    plain = segments_of([["sql", "CREATE TABLE t (id int);"], ["sql", "DROP TABLE u;"]])
+
+    assert block.body() == ["CREATE INDEX CONCURRENTLY i ON t (c);"]
+    assert not block.transactional
+    assert plain.transactional
+    assert plain.body() == ["CREATE TABLE t (id int);", "DROP TABLE u;"]
+
+
+def test_an_explicit_commit_ends_a_transaction_and_the_next_statement_begins_one() -> None:
+    items = [
+        ["sql", "UPDATE t SET a = 1;"],
+        ["sql", "COMMIT;"],
+        ["sql", "BEGIN;"],  # psycopg has begun already: only a warning online
+        ["sql", "ALTER TYPE e ADD VALUE 'x';"],
+        ["sql", "ROLLBACK;"],
+        ["sql", "UPDATE t SET a = 2;"],
     ]
-    assert transaction_control
 
-
-def test_strip_bookkeeping_knows_a_custom_or_qualified_version_table() -> None:
-    rendered = [
-        "INSERT INTO ops.\"my_versions\" (version_num) VALUES ('1');",
-        "CREATE TABLE my_versions_archive (id int);",
+    assert segments_of(items).body() == [
+        "BEGIN;",
+        "UPDATE t SET a = 1;",
+        "COMMIT;",
+        "BEGIN;",
+        "ALTER TYPE e ADD VALUE 'x';",
+        "ROLLBACK;",
+        "BEGIN;",
+        "UPDATE t SET a = 2;",
+        "COMMIT;",
     ]
 
-    kept, transaction_control = strip_bookkeeping(rendered, version_table="my_versions")
 
-    assert kept == ["CREATE TABLE my_versions_archive (id int);"]
-    assert not transaction_control
+def test_create_table_lines_lose_their_trailing_spaces() -> None:
+    rendered = segments_of(
+        [["sql", "CREATE TABLE users (id SERIAL NOT NULL, \n    PRIMARY KEY (id)\n);"]]
+    )
+
+    assert rendered.body() == ["CREATE TABLE users (id SERIAL NOT NULL,\n    PRIMARY KEY (id)\n);"]

@@ -360,10 +360,12 @@ def test_an_error_shows_the_flags_where_the_library_names_its_options() -> None:
     drift = StateError("drifted", ["0001 a"], "Pass allow_drift=True.", options=("allow_drift",))
     named = UsageError("pass directory=DIR; table=NAME is not named", options=("directory",))
     quoting = UsageError("UPDATE t SET target=5, allow_drift=True")  # names no option
+    mid_sentence = UsageError("or pass allow_drift=True to go on", options=("allow_drift",))
 
     assert in_flags(drift) == "drifted; nothing was run:\n  0001 a\nPass --allow-drift."
     assert in_flags(named) == "pass --dir DIR; table=NAME is not named"
     assert in_flags(quoting) == str(quoting)
+    assert in_flags(mid_sentence) == "or pass --allow-drift to go on"
 
 
 def flags_of(app: typer.Typer) -> set[str]:

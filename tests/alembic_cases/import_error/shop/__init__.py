@@ -1,0 +1,1 @@
+"""The application package of the import_error case."""
