@@ -347,10 +347,11 @@ SQLA14_INI = CASES / "sqla14" / "alembic.ini"
 
 
 @pytest.fixture(scope="session")
-def sqla14_python(request: pytest.FixtureRequest) -> Path:
+def sqla14_python(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtual environment with SQLAlchemy 1.4 and a matching Alembic, from the package
-    registry, kept in pytest's cache between runs."""
-    folder = request.config.cache.mkdir("sqla14-venv")
+    registry, kept in pytest's cache between runs (when the cache is on)."""
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("sqla14-venv") if cache else tmp_path_factory.mktemp("sqla14-venv")
     python = folder / "bin" / "python"
     stamp = folder / "requirements.txt"
     wanted = "\n".join(SQLA14) + "\n"
