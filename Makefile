@@ -25,14 +25,15 @@ demo: $(STAMP)
 demo-stop: $(STAMP)
 	$(BIN)/python examples/demo_server.py --stop
 
+# Two workers: the reliability tests on one, one after the other, the rest on both.
 test: $(STAMP) pgbouncer
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -m "not integration"
 
 test-integration: $(STAMP) pgbouncer
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest -n 2 --dist loadgroup -m integration
 
 # The pooler tests start their own PgBouncer; this installs the package when it is
 # missing and the machine allows it (root with apt-get), else they skip.

@@ -40,6 +40,15 @@ def _get_source() -> pgsource.Source:
     return _source
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The reliability tests time faults and races: under ``make test``'s two workers
+    (``--dist loadgroup``) they run one after the other on one worker, while the other
+    runs everything else."""
+    for item in items:
+        if "reliability" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group("reliability"))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _bouncer is not None:
         _bouncer.stop()
