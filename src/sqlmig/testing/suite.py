@@ -9,8 +9,7 @@ its own on the session's server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -22,23 +21,22 @@ from sqlmig.testing.checks import CheckFailed, Project
 
 
 def test_files_validate(sqlmig_project: Project) -> None:
-    with _reported():
-        checks.files_validate(sqlmig_project)
+    _run(lambda: checks.files_validate(sqlmig_project))
 
 
 def test_upgrade_from_empty(sqlmig_project: Project, sqlmig_admin_url: str) -> None:
-    with _reported(), pgsource.fresh_database(sqlmig_admin_url) as url:
-        checks.upgrade_from_empty(sqlmig_project, url)
+    with pgsource.fresh_database(sqlmig_admin_url) as url:
+        _run(lambda: checks.upgrade_from_empty(sqlmig_project, url))
 
 
 def test_stairway(sqlmig_project: Project, sqlmig_admin_url: str) -> None:
-    with _reported(), pgsource.fresh_database(sqlmig_admin_url) as url:
-        checks.stairway(sqlmig_project, url)
+    with pgsource.fresh_database(sqlmig_admin_url) as url:
+        _run(lambda: checks.stairway(sqlmig_project, url))
 
 
 def test_down_leaves_no_trace(sqlmig_project: Project, sqlmig_admin_url: str) -> None:
-    with _reported(), pgsource.fresh_database(sqlmig_admin_url) as url:
-        checks.down_leaves_no_trace(sqlmig_project, url)
+    with pgsource.fresh_database(sqlmig_admin_url) as url:
+        _run(lambda: checks.down_leaves_no_trace(sqlmig_project, url))
 
 
 def test_models_match(
@@ -46,10 +44,12 @@ def test_models_match(
 ) -> None:
     from alembic_compat.metadata import load_metadata
 
-    path = pytestconfig.getini("sqlmig_metadata")
-    with _reported():
+    def check() -> None:
+        path = pytestconfig.getini("sqlmig_metadata")
         metadata = load_metadata(path, search_path=pytestconfig.rootpath)
         checks.models_match(sqlmig_project, sqlmig_clean_database, metadata)
+
+    _run(check)
 
 
 TESTS: dict[str, Callable[..., None]] = {
@@ -65,17 +65,16 @@ TESTS: dict[str, Callable[..., None]] = {
 """The checks by name."""
 
 
-@contextmanager
-def _reported() -> Iterator[None]:
+def _run(check: Callable[[], object]) -> None:
     """A check's failure (or a sqlmig error, such as models that cannot be loaded) as
     its message alone: a traceback through sqlmig would tell the reader nothing."""
     try:
-        yield
+        check()
     except (CheckFailed, SqlmigError) as exc:
         message = str(exc)
     else:
         return
-    pytest.fail(message, pytrace=False)  # outside the except: no "during handling" twice
+    pytest.fail(message, pytrace=False)  # outside the except: the message once, unchained
 
 
 class Checks(pytest.Module):
