@@ -403,3 +403,26 @@ def signal_name(interrupt: BaseException) -> str | None:
     ``KeyboardInterrupt("SIGTERM")``; Python's own Ctrl-C carries nothing."""
     name = interrupt.args[0] if interrupt.args else None
     return name if isinstance(name, str) and name.startswith("SIG") else None
+
+
+# --- schema dumps ----------------------------------------------------------------
+
+
+class PgDumpUnusableError(UsageError):
+    """No pg_dump was found that can dump this server (none, or all too old)."""
+
+
+class SchemaDumpError(SqlmigError):
+    """pg_dump ran and failed; the message carries what it said."""
+
+
+class SchemaFileDiffersError(ValidationError):
+    """The committed schema file is not what the migrations produce.
+
+    ``problems`` holds the lines of a unified diff, committed file first.
+    """
+
+    def __init__(self, summary: str, problems: list[str], advice: str) -> None:
+        self.problems = problems
+        lines = "".join(f"\n  {p}" for p in problems)
+        super().__init__(f"{summary}:{lines}\n{advice}")
