@@ -9,7 +9,7 @@ never rolled back: it is irreversible on purpose.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +43,12 @@ class Project:
         settings = resolve({}, env, root)
         return cls(root / settings.dir, settings.table, settings.schema)
 
-    def migrator(self, database: Engine | str) -> Migrator:
-        return Migrator(database, self.directory, table=self.table, schema=self.schema)
+    def migrator(
+        self, database: Engine | str, files: Sequence[Migration] | None = None
+    ) -> Migrator:
+        """A Migrator for these migrations; ``files``: read and checked already, to
+        spare a check that runs one migration at a time reading them on every step."""
+        return Migrator(database, self.directory, table=self.table, schema=self.schema, files=files)
 
     def read_schema(self, engine: Engine) -> dict[str, str]:
         """The schema as the migrations made it: the tracking table (and a schema of its
@@ -79,8 +83,9 @@ def stairway(project: Project, database: str) -> None:
 
     Finds a down that fails, and a down that leaves something its up then trips on.
     """
-    with project.migrator(database) as migrator:
-        for migration in files_validate(project):
+    migrations = files_validate(project)
+    with project.migrator(database, migrations) as migrator:
+        for migration in migrations:
             _step(migrator.up, migration, "up")
             if migration.down is not None:
                 _step(migrator.down, migration, "down")
@@ -95,9 +100,10 @@ def down_leaves_no_trace(project: Project, database: str) -> None:
     migration, unless the trace stops its up from running again.
     """
     traces: list[str] = []
-    with project.migrator(database) as migrator:
+    migrations = files_validate(project)
+    with project.migrator(database, migrations) as migrator:
         before = project.read_schema(migrator.engine)
-        for migration in files_validate(project):
+        for migration in migrations:
             _step(migrator.up, migration, "up")
             if migration.down is not None:
                 _step(migrator.down, migration, "down")
