@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import NoReturn
 
 import alembic.autogenerate
 import pytest
@@ -14,7 +15,7 @@ from cli_env import CLEARED_ENV
 import alembic_compat.compare
 import sqlmig.testing.fixtures
 import sqlmig.testing.suite
-from sqlmig.testing.pgsource import ENV_URL
+from sqlmig.testing.pgsource import ENV_URL, INSTALL_HINT, NoDatabaseError
 
 # pytester unloads what an in-process run imported; loaded here, these stay loaded, so
 # no run registers SQLAlchemy's functions or Alembic's comparators a second time.
@@ -359,3 +360,23 @@ def test_installed_but_not_turned_on_it_changes_nothing(
     result.stdout.no_fnmatch_line("*sqlmig::*")
     fixtures = pytester.runpytest_subprocess("--fixtures")
     fixtures.stdout.no_fnmatch_line("*sqlmig_engine*")
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_without_any_postgresql_the_tests_skip_saying_what_to_install_or_fail_in_ci(
+    project: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ci: str
+) -> None:
+    def nothing(env: object) -> NoReturn:
+        raise NoDatabaseError(f"no PostgreSQL for the tests:\n  ...\nTo fix: {INSTALL_HINT}.")
+
+    monkeypatch.setattr(sqlmig.testing.fixtures, "choose_source", nothing)  # the run's own
+    monkeypatch.setenv("CI", ci)
+    write(project, {"pyproject.toml": ON, "tests/test_app.py": FIXTURE_TESTS})
+    write(project, migrations(REVERSIBLE))
+    result = pytester.runpytest("-rsE")
+    if ci:
+        result.assert_outcomes(passed=1, errors=8)  # files_validate needs no database
+        result.stdout.fnmatch_lines(["*CI=true and no PostgreSQL for the tests:*"])
+    else:
+        result.assert_outcomes(passed=1, skipped=8)
+    result.stdout.fnmatch_lines([f"*{INSTALL_HINT[:60]}*"])

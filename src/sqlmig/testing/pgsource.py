@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -110,10 +111,13 @@ def start_container() -> Source:
 
 
 def start_embedded() -> Source:
-    import pgserver
+    with warnings.catch_warnings():
+        # platformdirs, under pgserver, warns where XDG_RUNTIME_DIR is unset (containers, CI).
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver
 
-    datadir = tempfile.mkdtemp(prefix="sqlmig-pg-")
-    server = pgserver.get_server(datadir, cleanup_mode="stop")
+        datadir = tempfile.mkdtemp(prefix="sqlmig-pg-")
+        server = pgserver.get_server(datadir, cleanup_mode="stop")
 
     def stop() -> None:
         server.cleanup()

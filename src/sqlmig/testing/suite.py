@@ -126,8 +126,8 @@ def _skip_reason(config: pytest.Config, name: str) -> str | None:
             return "no models to compare: set sqlmig_metadata = package.module:attribute"
         try:
             require_alembic()
-        except AlembicMissingError as exc:
-            return str(exc)
+        except AlembicMissingError:
+            return "models_match compares through Alembic: pip install 'sqlmig[alembic]'"
     return None
 
 
