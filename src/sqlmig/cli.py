@@ -555,6 +555,7 @@ def up(
             allow_drift=allow_drift,
             single_transaction=single_transaction,
             lint=lint,
+            dump_schema=dump_schema,
         )
         if fleet is not None:
             return fleet
@@ -592,7 +593,9 @@ def down(
     def body(cli: Cli) -> int:
         if cli.fleet.chosen and not yes:
             raise UsageError("down over a fleet rolls back every target: pass --yes to confirm")
-        fleet = _over_fleet(cli, "down", steps=steps, to=to, all=all_, dry_run=dry_run)
+        fleet = _over_fleet(
+            cli, "down", steps=steps, to=to, all=all_, dry_run=dry_run, dump_schema=dump_schema
+        )
         if fleet is not None:
             return fleet
         if sum(x is not None and x is not False for x in (steps, to, all_)) > 1:

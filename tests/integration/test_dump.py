@@ -190,3 +190,9 @@ def test_the_password_goes_to_pg_dump_in_its_environment_never_in_a_message(
     assert message.startswith(f"pg_dump 99.0 ({failing}) failed (exit 1): pg_dump: error: given ")
     assert "--schema-only --no-owner --encoding=UTF8 --dbname postgresql://" in message
     assert SENTINEL not in message
+
+
+def test_a_fleet_run_takes_no_dump_schema(url: str, examples: Path) -> None:
+    fleet = invoke("--database-url", url, "--schemas-matching", "tenant_*", "up", "--dump-schema")
+    assert fleet.exit_code == 2
+    assert "--dump-schema: for one database only; over a fleet up takes none" in fleet.stderr
