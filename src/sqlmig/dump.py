@@ -75,12 +75,7 @@ def find_pg_dump(server: tuple[int, int], candidates: Iterable[str] | None = Non
             return tool
         else:
             tried.append(f"{tool.shown}: older than the server")
-    listed = "".join(f"\n  {line}" for line in tried) or " no pg_dump on PATH"
-    raise PgDumpUnusableError(
-        f"no pg_dump can dump this server, PostgreSQL {_dotted(server)}: pg_dump refuses "
-        f"a server newer than itself. Tried:{listed}\nPut a pg_dump {server[0]} or newer "
-        f"first on PATH (on Debian and Ubuntu: the postgresql-client-{server[0]} package)."
-    )
+    raise PgDumpUnusableError(server, tried)
 
 
 def _probe(path: str) -> PgDump | None:
