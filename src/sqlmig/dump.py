@@ -83,7 +83,7 @@ def _probe(path: str) -> PgDump | None:
         said = subprocess.run(
             [path, "--version"], capture_output=True, text=True, timeout=30, check=False
         ).stdout
-    except OSError:
+    except (OSError, subprocess.SubprocessError):  # not runnable, or hangs: not a pg_dump
         return None
     match = _VERSION.search(said)
     if match is None:
@@ -102,10 +102,10 @@ def dump_schema(migrator: Migrator, *, pg_dump: Sequence[str] | None = None) -> 
         rows = _applied_rows(migrator, conn)
         known = conn.dialect.server_version_info or (0, 0)  # learnt when connecting
     tool = find_pg_dump((int(known[0]), int(known[1])), pg_dump)
-    url = engine.url
-    password = url.password
-    target = url.set(drivername="postgresql", password=None)
-    env = dict(os.environ, PGPASSWORD=str(password)) if password else dict(os.environ)
+    # The password goes in pg_dump's environment: a command line is visible to all (ps).
+    secret = str(engine.url.password) if engine.url.password else None
+    target = engine.url.set(drivername="postgresql", password=None)
+    env = dict(os.environ, PGPASSWORD=secret) if secret else dict(os.environ)
     done = subprocess.run(
         [tool.path, *PG_DUMP_OPTIONS, "--dbname", target.render_as_string(hide_password=False)],
         capture_output=True,
@@ -113,7 +113,7 @@ def dump_schema(migrator: Migrator, *, pg_dump: Sequence[str] | None = None) -> 
         check=False,
     )
     if done.returncode != 0:
-        said = scrub(done.stderr.decode(errors="replace").strip(), str(password or "") or None)
+        said = scrub(done.stderr.decode(errors="replace").strip(), secret)
         raise SchemaDumpError(f"{tool.shown} failed (exit {done.returncode}): {said}")
     schema = _BLANK_RUNS.sub("\n\n", _NOISE.sub("", done.stdout.decode()))
     return schema.rstrip("\n") + "\n\n" + rows
