@@ -10,27 +10,17 @@ from pathlib import Path
 import pgsource
 import psycopg
 import pytest
-from cli_env import CLEARED_ENV
+from helpers import SENTINEL, invoke, libpq
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner, Result
 
-from sqlmig.cli import app
 from sqlmig.dump import dump_schema, find_pg_dump
 from sqlmig.errors import PgDumpUnusableError, SchemaDumpError
 from sqlmig.migrator import Migrator
 from sqlmig.plan import State
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_environment")]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "migrations"
-SENTINEL = "Sentinel-PW-dump-4k2"
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in CLEARED_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -42,12 +32,6 @@ def examples(tmp_path: Path) -> Path:
 def url(database_url: str) -> str:
     """The test database's URL with a password the server ignores (trust auth)."""
     return make_url(database_url).set(password=SENTINEL).render_as_string(hide_password=False)
-
-
-def invoke(*args: str) -> Result:
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    assert SENTINEL not in result.stdout + result.stderr
-    return result
 
 
 def migrated_dump(url: str, directory: Path) -> str:
@@ -93,7 +77,7 @@ def test_the_dump_loaded_into_an_empty_database_is_migrated_for_sqlmig(
 ) -> None:
     schema = migrated_dump(database_url, examples)
     with pgsource.fresh_database(pg_admin_url) as empty:
-        with psycopg.connect(pgsource.libpq_url(empty), autocommit=True) as conn:
+        with psycopg.connect(libpq(empty), autocommit=True) as conn:
             conn.execute(schema.encode())
         with Migrator(empty, examples) as migrator:
             assert {s.state for s in migrator.status()} == {State.APPLIED}

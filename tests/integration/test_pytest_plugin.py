@@ -10,7 +10,7 @@ from typing import NoReturn
 import alembic.autogenerate
 import pytest
 import sqlalchemy.dialects.postgresql
-from cli_env import CLEARED_ENV
+from helpers import CLEARED_ENV
 
 import alembic_compat.compare
 import sqlmig.testing.fixtures
