@@ -20,7 +20,7 @@ import typer
 from sqlmig import __version__, clikit
 from sqlmig.clikit import Format, run_plugin
 from sqlmig.cliparams import App
-from sqlmig.errors import UsageError
+from sqlmig.errors import SqlmigError, UsageError
 
 if TYPE_CHECKING:
     from sqlmig.events import Event, LockRetrying, MigrationDone, MigrationStarted
@@ -493,7 +493,6 @@ DumpSchema = Annotated[
 def _dumped(cli: Cli, m: Migrator, wanted: bool | None, result: RunResult) -> Path | None:
     """Refresh the schema file after a run when asked, or when the config names one."""
     from sqlmig.dump import write_schema_file
-    from sqlmig.errors import SqlmigError
     from sqlmig.render import summary
 
     configured = cli.settings().dump_schema
