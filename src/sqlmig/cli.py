@@ -20,7 +20,7 @@ import typer
 from sqlmig import __version__, clikit
 from sqlmig.clikit import Format, run_plugin
 from sqlmig.cliparams import App
-from sqlmig.errors import UsageError
+from sqlmig.errors import SqlmigError, UsageError
 
 if TYPE_CHECKING:
     from sqlmig.events import Event, LockRetrying, MigrationDone, MigrationStarted
@@ -467,14 +467,44 @@ def main(
         ctx.call_on_close(restore)
 
 
-def _report_run(cli: Cli, command: str, result: RunResult) -> int:
+def _report_run(cli: Cli, command: str, result: RunResult, schema: Path | None = None) -> int:
     from sqlmig.render import run_json, summary
 
     if cli.json:
-        cli.emit(run_json(command, result))
+        cli.emit(run_json(command, result) | ({"schema_file": str(schema)} if schema else {}))
     else:
         cli.out(summary(command, result))
+        if schema is not None:
+            cli.out(f"wrote the schema to {schema}")
     return 0
+
+
+DumpSchema = Annotated[
+    bool | None,
+    typer.Option(
+        "--dump-schema/--no-dump-schema",
+        help="Write the schema afterwards to dump_schema from the config, else schema.sql "
+        "(default: when the config names dump_schema).",
+        show_default=False,
+    ),
+]
+
+
+def _dumped(cli: Cli, m: Migrator, wanted: bool | None, result: RunResult) -> Path | None:
+    """Refresh the schema file after a run when asked, or when the config names one."""
+    from sqlmig.dump import write_schema_file
+    from sqlmig.render import summary
+
+    configured = cli.settings().dump_schema
+    if not (wanted or (wanted is None and configured)):
+        return None
+    try:
+        return write_schema_file(m, configured or "schema.sql")
+    except SqlmigError as exc:
+        exc.completed = result.migrations  # the run itself went through: say so
+        if not cli.json:
+            cli.out(summary(cli.command, result))
+        raise
 
 
 def _report_plan(cli: Cli, command: str, statements: list[str]) -> int:
@@ -509,6 +539,7 @@ def up(
             'unless config says lint = "warn" (needs sqlmig[lint]).',
         ),
     ] = False,
+    dump_schema: DumpSchema = None,
 ) -> None:
     """Apply pending migrations, in order."""
 
@@ -523,6 +554,7 @@ def up(
             allow_drift=allow_drift,
             single_transaction=single_transaction,
             lint=lint,
+            dump_schema=dump_schema,
         )
         if fleet is not None:
             return fleet
@@ -535,9 +567,8 @@ def up(
                     "up", target=to, steps=steps, single_transaction=single_transaction
                 )
                 return _report_plan(cli, "up", statements)
-            return _report_run(
-                cli, "up", m.up(target=to, steps=steps, single_transaction=single_transaction)
-            )
+            result = m.up(target=to, steps=steps, single_transaction=single_transaction)
+            return _report_run(cli, "up", result, _dumped(cli, m, dump_schema, result))
 
     run(ctx, body)
 
@@ -554,13 +585,16 @@ def down(
     all_: Annotated[bool, typer.Option("--all", help="Roll back every applied migration.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the SQL, change nothing.")] = False,
+    dump_schema: DumpSchema = None,
 ) -> None:
     """Roll back applied migrations, newest first (one by default)."""
 
     def body(cli: Cli) -> int:
         if cli.fleet.chosen and not yes:
             raise UsageError("down over a fleet rolls back every target: pass --yes to confirm")
-        fleet = _over_fleet(cli, "down", steps=steps, to=to, all=all_, dry_run=dry_run)
+        fleet = _over_fleet(
+            cli, "down", steps=steps, to=to, all=all_, dry_run=dry_run, dump_schema=dump_schema
+        )
         if fleet is not None:
             return fleet
         if sum(x is not None and x is not False for x in (steps, to, all_)) > 1:
@@ -574,7 +608,8 @@ def down(
         with cli.migrator() as m:
             if dry_run:
                 return _report_plan(cli, "down", m.plan("down", target=to, steps=count))
-            return _report_run(cli, "down", m.down(steps=count, target=to))
+            result = m.down(steps=count, target=to)
+            return _report_run(cli, "down", result, _dumped(cli, m, dump_schema, result))
 
     run(ctx, body)
 
@@ -829,6 +864,52 @@ def lock_release(
             cli.emit(lock_release_json(released))
         else:
             cli.out(lock_release_text(released))
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def dump(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="File to write (else dump_schema from the config, else stdout)."
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Exit 1 when the file is not the schema the migrations produce."
+        ),
+    ] = False,
+) -> None:
+    """The migrated schema as SQL (pg_dump --schema-only), then the applied migrations."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.dump import check_schema_file, dump_schema, write_schema_file
+
+        path = out or cli.settings().dump_schema
+        if check and path is None:
+            raise UsageError("dump --check compares a file: pass --out FILE or set dump_schema")
+        with cli.migrator() as m:
+            if path is None:
+                sql = dump_schema(m)
+                if cli.json:
+                    cli.emit({"ok": True, "command": "dump", "sql": sql})
+                else:
+                    sys.stdout.write(sql)
+                return 0
+            if check:
+                check_schema_file(m, path)
+                done = f"ok: {path} is the schema the migrations produce"
+            else:
+                done = f"wrote the schema to {write_schema_file(m, path)}"
+        if cli.json:
+            cli.emit({"ok": True, "command": "dump", "file": str(path), "check": check})
+        else:
+            cli.out(done)
         return 0
 
     run(ctx, body)

@@ -39,6 +39,7 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "lock_retries": (int,),
     "lint": (str,),
     "lint_small_table_rows": (int,),
+    "dump_schema": (str,),
 }
 LINT_MODES = ("off", "warn", "error")
 
@@ -70,6 +71,8 @@ class Settings:
     # does not lint and `sqlmig lint` stops on warnings.
     lint: str | None = None
     lint_small_table_rows: int = 10_000
+    # Where `up` and `down` write the schema after running, and `dump` by default.
+    dump_schema: str | None = None
     # The variable the config file says holds the URL, for the message when it is unset.
     database_url_env: str | None = None
     config_file: Path | None = field(default=None, compare=False)
@@ -130,8 +133,9 @@ def resolve(
     from_file = read_file_settings(path) if path else {}
     if path is not None:
         base = path.parent
-        if "dir" in from_file and not Path(from_file["dir"]).is_absolute():
-            from_file["dir"] = str(base / from_file["dir"])
+        for key in ("dir", "dump_schema"):
+            if key in from_file and not Path(from_file[key]).is_absolute():
+                from_file[key] = str(base / from_file[key])
 
     from_env: dict[str, Any] = {}
     url = env.get("SQLMIG_DATABASE_URL") or env.get("DATABASE_URL")

@@ -403,3 +403,41 @@ def signal_name(interrupt: BaseException) -> str | None:
     ``KeyboardInterrupt("SIGTERM")``; Python's own Ctrl-C carries nothing."""
     name = interrupt.args[0] if interrupt.args else None
     return name if isinstance(name, str) and name.startswith("SIG") else None
+
+
+# --- schema dumps ----------------------------------------------------------------
+
+
+class PgDumpUnusableError(UsageError):
+    """No pg_dump was found that can dump this server (none, or all too old).
+
+    ``server`` is the server's version (major, minor); ``problems`` says, for each
+    pg_dump tried, why it would not do.
+    """
+
+    def __init__(self, server: tuple[int, int], problems: list[str]) -> None:
+        self.server = server
+        self.problems = problems
+        major = server[0]
+        listed = "".join(f"\n  {p}" for p in problems) or " no pg_dump on PATH"
+        super().__init__(
+            f"no pg_dump can dump this server, PostgreSQL {major}.{server[1]}: pg_dump "
+            f"refuses a server newer than itself. Tried:{listed}\nPut a pg_dump {major} or "
+            f"newer first on PATH (on Debian and Ubuntu: the postgresql-client-{major} package)."
+        )
+
+
+class SchemaDumpError(SqlmigError):
+    """pg_dump ran and failed; the message carries what it said."""
+
+
+class SchemaFileDiffersError(ValidationError):
+    """The committed schema file is not what the migrations produce.
+
+    ``problems`` holds the lines of a unified diff, committed file first.
+    """
+
+    def __init__(self, summary: str, problems: list[str], advice: str) -> None:
+        self.problems = problems
+        lines = "".join(f"\n  {p}" for p in problems)
+        super().__init__(f"{summary}:{lines}\n{advice}")

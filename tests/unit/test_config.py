@@ -140,6 +140,17 @@ def test_dir_in_a_config_file_is_relative_to_the_file_not_the_working_directory(
     assert resolve(given(), {}, elsewhere).dir == str(tmp_path / "project" / "sql")
 
 
+def test_dump_schema_in_a_config_file_is_relative_to_the_file(tmp_path: Path) -> None:
+    write(tmp_path / "project" / "pyproject.toml", '[tool.sqlmig]\ndump_schema = "db/schema.sql"\n')
+    elsewhere = tmp_path / "project" / "deploy"
+    elsewhere.mkdir()
+
+    settings = resolve(given(), {}, elsewhere)
+
+    assert settings.dump_schema == str(tmp_path / "project" / "db" / "schema.sql")
+    assert resolve(given(), {}, tmp_path).dump_schema is None
+
+
 def test_an_absolute_dir_in_a_config_file_is_kept(tmp_path: Path) -> None:
     absolute = tmp_path / "somewhere" / "else"
     write(tmp_path / "sqlmig.toml", f"dir = {str(absolute)!r}\n")
@@ -245,7 +256,7 @@ def test_an_unknown_key_is_a_usage_error_listing_the_known_ones(tmp_path: Path) 
         f"{config}: unknown setting 'directory'; known settings: database_url, "
         "database_url_env, dir, table, schema, lock_timeout, statement_timeout, "
         "migration_lock_timeout, connection_budget, lock_strategy, lock_ttl, lock_heartbeat, "
-        "ddl_lock_timeout, lock_retries, lint, lint_small_table_rows"
+        "ddl_lock_timeout, lock_retries, lint, lint_small_table_rows, dump_schema"
     )
 
 

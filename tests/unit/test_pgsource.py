@@ -59,3 +59,4 @@ def test_no_source_at_all_says_why_each_failed() -> None:
     assert f"{ENV_URL}: not set" in message
     assert "testcontainers: no Docker engine answers" in message
     assert "pgserver: RuntimeError: initdb crashed" in message
+    assert "pip install pgserver" in message  # what to install, for a project that has none
