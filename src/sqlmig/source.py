@@ -29,11 +29,17 @@ _MAX_VERSION = 2**63 - 1  # what a bigint column (and goose's int64) can hold
 _HASH_CHUNK = 1 << 20
 _READ_CHUNK = 1 << 20
 
-_NAME = re.compile(r"([0-9]+)_([a-z0-9_-]+)(\.up\.sql|\.down\.sql|\.sql)")
-_BAD_NAME = (
-    "looks like a migration (ends in .sql) but its name does not match "
-    "<version>_<name>.up.sql, <version>_<name>.down.sql or <version>_<name>.sql "
-    "(version: digits; name: lowercase letters, digits, _ and -); rename it, "
+# A name starts with its version; what follows is a label, shown as written.
+_VERSION = re.compile(r"[0-9]+")
+# golang-migrate's rule for what follows the version in the pair form: "_<label>.up.<ext>"
+# or ".down.<ext>", the label as long as it can be (so "1_a.up.b.up.sql" is an up script).
+_PAIR = re.compile(r"_(.*)\.(up|down)\.(.*)", re.S)
+# A name that ends like an up or down script without following that rule.
+_PAIR_LIKE = re.compile(r"\.(up|down)\.sql\Z", re.I)
+_NO_VERSION = (
+    "looks like a migration (ends in .sql) but its name does not start with a version "
+    "(digits): migrations are named <version>_<name>.up.sql and .down.sql "
+    "(golang-migrate) or <version><name>.sql (dbmate, goose); rename it, "
     "or move it out of the migrations directory"
 )
 
@@ -215,21 +221,57 @@ def _list_directory(root: str) -> list[os.DirEntry[str]]:
 
 
 def _classify(name: str) -> ParsedName | str | None:
-    """The parsed name, a problem for a look-alike, or None for a file to ignore."""
+    """The parsed name, a problem for a look-alike, or None for a file to ignore.
+
+    The pair form follows golang-migrate (``<digits>_<label>.up.sql``), the single
+    form dbmate (``<digits><label>.sql``, which also holds goose's
+    ``<digits>_<label>.sql``). A name that one tool would read as a pair and another
+    as a single file is refused rather than guessed.
+    """
     # ".SQL" counts too: a migration ignored because of its case would be a silent trap.
     if name.startswith(".") or name[-4:].lower() != ".sql":
         return None
-    match = _NAME.fullmatch(name)
-    if match is None:
-        return _BAD_NAME
-    version = match[1]
+    found = _VERSION.match(name)
+    if found is None:
+        return _NO_VERSION
+    version = found[0]
     digits = version.lstrip("0")
     if len(digits) > 19 or (digits and int(digits) > _MAX_VERSION):
         return f"version {version} is too large; versions must be at most {_MAX_VERSION}"
-    kind: Literal["up", "down", "single"] = (
-        "up" if match[3] == ".up.sql" else "down" if match[3] == ".down.sql" else "single"
-    )
-    return ParsedName(version, match[2], kind)
+    rest = name[len(version) :]
+    pair = _PAIR.fullmatch(rest)
+    if pair is not None:
+        label, direction, extension = pair[1], pair[2], pair[3]
+        if extension.lower() == "sql":
+            return ParsedName(version, label, "up" if direction == "up" else "down")
+        return (
+            f"is ambiguous: golang-migrate reads it as the {direction} script of version "
+            f"{version} (extension .{extension}), dbmate and goose as a single-file "
+            f"migration; rename it {version}_{label}.{direction}.sql for the first, or "
+            f"take .{direction} out of its name for the second"
+        )
+    like = _PAIR_LIKE.search(rest)
+    if like is not None:
+        direction = like[1].lower()
+        label = _label(rest[: like.start()]) or "<name>"
+        return (
+            f"is ambiguous: it ends like a golang-migrate {direction} script, but "
+            f"golang-migrate skips it (its rule is <version>_<name>.{direction}.sql, with _ "
+            f"after the version and .{direction} in lower case) while dbmate would run it "
+            f"as a single-file migration; rename it {version}_{label}.{direction}.sql "
+            f"or {version}_{label}.sql"
+        )
+    if not name.endswith(".sql"):
+        return (
+            f"ends in {name[-4:]}, not .sql: dbmate and goose skip such a file, so sqlmig "
+            f"does not guess; rename it {name[:-4]}.sql"
+        )
+    return ParsedName(version, _label(rest[:-4]), "single")
+
+
+def _label(rest: str) -> str:
+    """What follows the version, without the one separator dbmate allows there."""
+    return rest[1:] if rest[:1] in ("_", "-") else rest
 
 
 def _is_directory(entry: os.DirEntry[str]) -> bool:
@@ -301,9 +343,14 @@ def _load_version(
 def _check_files_agree(
     number: int, files: list[tuple[ParsedName, os.DirEntry[str]]], problems: list[FileProblem]
 ) -> None:
-    """One migration per version, and every down script next to its up script."""
+    """One migration per version, and every down script next to its up script.
+
+    As in golang-migrate, a down script belongs to the up script of its version,
+    whatever the labels say.
+    """
     files.sort(key=lambda file: file[1].name)
     ups = [entry for parsed, entry in files if parsed.kind != "down"]
+    downs = [(parsed, entry) for parsed, entry in files if parsed.kind == "down"]
     if len(ups) > 1:
         names = ", ".join(entry.name for entry in ups)
         if {parsed.kind for parsed, _ in files} >= {"up", "single"}:
@@ -313,9 +360,14 @@ def _check_files_agree(
             text = f"version {number} is used by more than one migration ({names});"
             text += " give each migration its own version"
         problems.append(_problem(ups[0].path, text))
-    for parsed, entry in files:
-        expected = entry.name.removesuffix(".down.sql") + ".up.sql"
-        if parsed.kind == "down" and not any(up.name == expected for up in ups):
+    if len(downs) > 1:
+        names = ", ".join(entry.name for _, entry in downs)
+        text = f"version {number} has more than one down script ({names}); keep one"
+        problems.append(_problem(downs[0][1].path, text))
+    paired = any(parsed.kind == "up" for parsed, _ in files)
+    for parsed, entry in downs:
+        if not paired:
+            expected = f"{parsed.version}_{parsed.name}.up.sql"
             text = f"down script without its up script {expected}; "
             problems.append(_problem(entry.path, text + "add the up script or delete this file"))
 
