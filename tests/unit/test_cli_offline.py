@@ -440,7 +440,7 @@ def test_validate_without_a_url_checks_the_files_only(tmp_path: Path) -> None:
 def _bad_files(folder: Path) -> None:
     folder.mkdir()
     (folder / "0001_ok.up.sql").write_text("CREATE TABLE t (id int);\n")
-    (folder / "0002_empty.up.sql").write_text("-- nothing yet\n")
+    (folder / "0002_empty.up.sql").write_text("\n")
     (folder / "notes.sql").write_text("SELECT 1;\n")
     (folder / "0003_orphan.down.sql").write_text("DROP TABLE t;\n")
 
@@ -457,8 +457,9 @@ def test_validate_lists_every_problem_in_bad_files_and_exits_1(tmp_path: Path) -
         "error: 3 problems in the migration files; nothing was run. Fix the files and run again:"
     )
     assert lines[1] == (
-        "  migrations/0002_empty.up.sql: the up script is empty (only blank lines or comments); "
-        "write its SQL or delete the file"
+        "  migrations/0002_empty.up.sql: the up script is empty (0 bytes or only blank lines); "
+        "write its SQL, or a comment saying why it has none (it is then recorded without "
+        "running anything)"
     )
     assert lines[2].startswith(
         "  migrations/0003_orphan.down.sql: down script without its up script 0003_orphan.up.sql"
@@ -488,13 +489,15 @@ def test_validate_bad_files_in_json(tmp_path: Path) -> None:
 def test_validate_reports_transaction_control_with_its_line(tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     folder.mkdir()
-    (folder / "0001_a.up.sql").write_text("BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n")
+    (folder / "0001_a.up.sql").write_text("CREATE TABLE t (id int);\nCOMMIT;\nSELECT 1;\n")
+    (folder / "0002_b.up.sql").write_text("BEGIN;\nSELECT 1;\nCOMMIT;\nSELECT 2;\nCOMMIT;\n")
 
     result = invoke("validate")
 
     assert result.exit_code == 1
-    assert "  migrations/0001_a.up.sql:1: BEGIN inside a migration" in result.stderr
-    assert "  migrations/0001_a.up.sql:3: COMMIT inside a migration" in result.stderr
+    assert "  migrations/0001_a.up.sql:2: COMMIT inside a migration" in result.stderr
+    assert "  migrations/0002_b.up.sql:3: COMMIT inside the script's own BEGIN" in result.stderr
+    assert "0002_b.up.sql:1" not in result.stderr
 
 
 def test_an_error_shows_a_traceback_only_with_verbose(tmp_path: Path) -> None:

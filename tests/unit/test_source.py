@@ -295,14 +295,55 @@ def test_goose_file_keeps_statement_annotations_as_comments(tmp_path: Path) -> N
     assert migration.down.first_line == 7
 
 
-def test_goose_annotations_are_case_insensitive_and_markers_may_be_indented(
-    tmp_path: Path,
-) -> None:
-    write(tmp_path, "1_a.sql", "  --  +goose up  \nSELECT 1;\n\t-- +GOOSE DOWN\nSELECT 2;\n")
+def test_goose_annotations_are_case_insensitive_at_the_start_of_a_line(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "--  +goose up  \nSELECT 1;\n--+goose DOWN\nSELECT 2;\n")
     migration = load_one(tmp_path)
     assert migration.up.sql == "SELECT 1;\n"
     assert migration.down is not None
     assert migration.down.sql == "SELECT 2;\n"
+
+
+def test_an_indented_marker_inside_a_statement_is_text(tmp_path: Path) -> None:
+    body = "CREATE FUNCTION f() RETURNS text AS $$\n  -- migrate:down\n  SELECT 'x';\n$$"
+    body += " LANGUAGE sql;\n"
+    write(tmp_path, "1_a.sql", "-- migrate:up\n" + body + "-- migrate:down\nDROP FUNCTION f();\n")
+    migration = load_one(tmp_path)
+    assert migration.up.sql == body
+    assert migration.down is not None
+    assert migration.down.sql == "DROP FUNCTION f();\n"
+
+
+@pytest.mark.parametrize(
+    "marker", ["  -- migrate:down", "-- Migrate:Down", "\t-- +goose Down", "-- +GOOSE Down"]
+)
+def test_a_marker_that_the_tools_would_not_read_between_statements_is_a_problem(
+    tmp_path: Path, marker: str
+) -> None:
+    up = "-- migrate:up" if "migrate" in marker.lower() else "-- +goose Up"
+    write(tmp_path, "1_a.sql", f"{up}\nCREATE TABLE a (id int);\n{marker}\nDROP TABLE a;\n")
+    problem = only_problem(tmp_path)
+    assert problem.line == 3
+    assert problem.problem.startswith("looks like a section marker but dbmate and goose do not")
+    assert "the SQL after it stays in the up section" in problem.problem
+
+
+def test_an_unknown_goose_annotation_is_a_problem(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "-- +goose Up\nSELECT 1;\n-- +goose Dwon\nSELECT 2;\n")
+    problem = only_problem(tmp_path)
+    assert problem.line == 3
+    assert problem.problem.startswith("unknown goose annotation '-- +goose Dwon': goose refuses")
+
+
+def test_a_down_marker_in_an_up_script_is_a_problem(tmp_path: Path) -> None:
+    text = "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"
+    write(tmp_path, "1_a.up.sql", text)
+    assert only_problem(tmp_path) == FileProblem(
+        str(tmp_path / "1_a.up.sql"),
+        "has a down marker, but its name makes it golang-migrate's up script, which runs "
+        "whole: its down section would run too; rename it 1_a.sql to make it a single-file "
+        "migration",
+        3,
+    )
 
 
 def test_single_file_without_down_section_has_no_down(tmp_path: Path) -> None:
@@ -519,22 +560,74 @@ def test_a_look_alike_file_in_the_directory(tmp_path: Path) -> None:
     assert only_problem(tmp_path) == FileProblem(str(tmp_path / "init.sql"), NO_VERSION)
 
 
-@pytest.mark.parametrize("text", ["", "  \n\t\n", "-- nothing yet\n\n/* later */\n-- +goose Up\n"])
-def test_an_empty_up_script(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize("text", ["", "  \n\t\n", "\ufeff\r\n"])
+def test_a_blank_up_script_is_a_problem(tmp_path: Path, text: str) -> None:
     write(tmp_path, "1_a.up.sql", text)
     assert only_problem(tmp_path) == FileProblem(
         str(tmp_path / "1_a.up.sql"),
-        "the up script is empty (only blank lines or comments); write its SQL or delete the file",
+        "the up script is empty (0 bytes or only blank lines); write its SQL, or a comment "
+        "saying why it has none (it is then recorded without running anything)",
     )
 
 
-def test_an_empty_up_section(tmp_path: Path) -> None:
-    write(tmp_path, "1_a.sql", "-- migrate:up\n-- todo\n\n-- migrate:down\nDROP TABLE a;\n")
+@pytest.mark.parametrize("text", ["-- intentionally empty\n", "/* keeps the numbering */"])
+def test_a_comment_only_up_script_is_a_migration_that_runs_nothing(
+    tmp_path: Path, text: str
+) -> None:
+    write(tmp_path, "1_a.up.sql", text)
+    migration = load_one(tmp_path)
+    assert migration.up.empty
+    assert migration.notes == ("up: no SQL, only comments: runs nothing and is recorded",)
+
+
+def test_the_up_script_sqlmig_new_wrote_unedited_is_a_problem(tmp_path: Path) -> None:
+    write(tmp_path, "1_add_users.up.sql", "-- add_users: up\n\n")
+    assert only_problem(tmp_path).problem.startswith(
+        "the up script is still what `sqlmig new` wrote; write its SQL"
+    )
+
+
+def test_a_blank_up_section_is_a_problem(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "-- migrate:up\n\n\n-- migrate:down\nDROP TABLE a;\n")
     assert only_problem(tmp_path) == FileProblem(
         str(tmp_path / "1_a.sql"),
-        "the up section is empty (only blank lines or comments); write its SQL",
+        "the up section is empty (only blank lines); write its SQL, or a comment saying why "
+        "it has none (it is then recorded without running anything)",
         1,
     )
+
+
+def test_a_comment_only_up_section_runs_nothing(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "-- migrate:up\n-- nothing here\n-- migrate:down\n")
+    assert load_one(tmp_path).up.empty
+
+
+# --- a script's own transaction ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("begin", "end"),
+    [("BEGIN;", "COMMIT;"), ("begin transaction;", "end;"), ("START TRANSACTION;", "COMMIT WORK;")],
+)
+def test_a_script_wrapped_in_its_own_transaction_is_recognised(
+    tmp_path: Path, begin: str, end: str
+) -> None:
+    text = f"-- wrapped\n{begin}\nCREATE TABLE a (id int);\n{end}\n"
+    write(tmp_path, "1_a.up.sql", text)
+    migration = load_one(tmp_path)
+    wrapper = migration.up.wrapper
+    assert wrapper is not None
+    assert (wrapper.begin.sql, wrapper.end.sql) == (begin[:-1], end[:-1])
+    assert migration.checksum == checksum(text)
+    assert migration.notes == (
+        f"up: its own {begin[:-1]} ... {end[:-1]} (lines 2-4) is recognised: the statements "
+        "between run as sqlmig's one transaction, with the tracking row",
+    )
+
+
+def test_a_no_transaction_script_has_no_wrapper(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.up.sql", "-- sqlmig:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;\n")
+    assert load_one(tmp_path).up.wrapper is None
 
 
 def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
@@ -705,6 +798,10 @@ FRAGMENTS = st.sampled_from(
         b"-- +goose Down",
         b"-- +goose NO TRANSACTION",
         b"-- sqlmig:no-transaction",
+        b"  -- migrate:down",
+        b"-- +goose Dwon",
+        b"BEGIN;",
+        b"COMMIT;",
         b"\n",
         b"\r\n",
         b"\r",
