@@ -235,7 +235,9 @@ class Reporter:
             self.line(f"{step} {doing}{m.version} {m.name} ...")
         else:
             done = "done" if event.direction == "up" else "rolled back"
-            self.line(f"{step} {m.version} {m.name} {done} in {event.duration_ms} ms")
+            script = m.up if event.direction == "up" else m.down
+            nothing = " (no SQL, only comments: it ran nothing)" if script and script.empty else ""
+            self.line(f"{step} {m.version} {m.name} {done} in {event.duration_ms} ms{nothing}")
             if self.bar is not None:
                 self.bar.advance(self.task)
                 if event.index + 1 == event.total:
@@ -637,27 +639,37 @@ def validate(ctx: typer.Context) -> None:
 
     def body(cli: Cli) -> int:
         from sqlmig.migrator import validate_files
+        from sqlmig.render import notes_lines
 
         fleet = _over_fleet(cli, "validate")
         if fleet is not None:
             return fleet
         with_database = bool(cli.settings().database_url)
         if with_database:
-            count = len(_with(cli, lambda m: m.validate()))
+            states = _with(cli, lambda m: m.validate())
+            migrations = [s.migration for s in states if s.migration is not None]
         else:
-            count = len(validate_files(cli.settings().dir))
+            migrations = validate_files(cli.settings().dir)
         if cli.json:
             cli.emit(
                 {
                     "ok": True,
                     "command": "validate",
-                    "migrations": count,
+                    "migrations": len(migrations),
                     "checked_database": with_database,
+                    "notes": [
+                        {"version": m.version, "filename": m.filename, "notes": list(m.notes)}
+                        for m in migrations
+                        if m.notes
+                    ],
                 }
             )
         else:
             where = " and match the database" if with_database else ""
-            cli.out(f"ok: {count} migrations are valid{where}")
+            cli.out(f"ok: {len(migrations)} migrations are valid{where}")
+            notes = notes_lines(migrations) if cli.verbose else []
+            if notes:
+                cli.out("notes:\n" + "\n".join(notes))
         return 0
 
     run(ctx, body)

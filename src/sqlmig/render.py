@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlmig.locking import LockHolder, LockRelease, LockState
     from sqlmig.migrator import MigrationResult, RunResult
     from sqlmig.plan import MigrationStatus
+    from sqlmig.source import Migration
     from sqlmig.tracker import AppliedMigration
 
 _STATE_STYLE = {
@@ -78,11 +79,21 @@ def status_json(states: Sequence[MigrationStatus]) -> dict[str, Any]:
                 "duration_ms": s.duration_ms,
                 "checksum": s.checksum,
                 "recorded_checksum": s.recorded_checksum,
+                "notes": list(s.migration.notes) if s.migration else [],
             }
             for s in states
         ],
         "counts": counts,
     }
+
+
+def notes_lines(migrations: Sequence[Migration]) -> list[str]:
+    """One line per note, under its migration: what sqlmig made of a file that a reader
+    might not expect (a recognised BEGIN ... COMMIT, a script with no SQL)."""
+    lines: list[str] = []
+    for m in migrations:
+        lines.extend(f"  {m.version} {m.filename}: {note}" for note in m.notes)
+    return lines
 
 
 def history_json(rows: Sequence[AppliedMigration]) -> dict[str, Any]:
@@ -272,6 +283,9 @@ def status_table(states: Sequence[MigrationStatus], out: IO[str], color: bool) -
     ]
     header = ("version", "name", "state", "applied at", "ms")
     out.write(_text_table(header, rows, right={4}, state_column=2, color=color))
+    notes = notes_lines([s.migration for s in states if s.migration is not None])
+    if notes:
+        out.write("\nnotes:\n" + "\n".join(notes) + "\n")
 
 
 def history_table(rows: Sequence[AppliedMigration], out: IO[str], color: bool) -> None:

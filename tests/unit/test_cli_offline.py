@@ -434,6 +434,7 @@ def test_validate_without_a_url_checks_the_files_only(tmp_path: Path) -> None:
         "command": "validate",
         "migrations": 5,
         "checked_database": False,
+        "notes": [],
     }
 
 
@@ -628,3 +629,29 @@ def test_new_with_a_file_as_directory_and_a_malformed_url_has_no_traceback(
 
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr
+
+
+def test_validate_verbose_says_what_it_made_of_wrapped_and_comment_only_scripts(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_a.up.sql").write_text("BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n")
+    (folder / "0002_keep_numbering.up.sql").write_text("-- intentionally empty\n")
+
+    quiet = invoke("validate")
+    verbose = invoke("-v", "validate")
+    as_json = document(invoke("--format", "json", "validate").stdout)
+
+    assert quiet.stdout == "ok: 2 migrations are valid\n"
+    assert verbose.stdout.splitlines()[1:] == [
+        "notes:",
+        "  0001 0001_a.up.sql: up: its own BEGIN ... COMMIT (lines 1-3) is recognised: the "
+        "statements between run as sqlmig's one transaction, with the tracking row",
+        "  0002 0002_keep_numbering.up.sql: up: no SQL, only comments: runs nothing and is "
+        "recorded",
+    ]
+    assert [(n["version"], len(n["notes"])) for n in as_json["notes"]] == [
+        ("0001", 1),
+        ("0002", 1),
+    ]
