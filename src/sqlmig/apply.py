@@ -277,7 +277,7 @@ class Applier:
         script = script_of(m, direction)
         log.info("%s %s %s ...", direction.doing, m.version, m.name)
         if script.empty:
-            log.warning("%s %s has no SQL, only comments: it runs nothing", m.version, m.name)
+            log.info("%s %s has no SQL, only comments: it runs nothing", m.version, m.name)
         self.step = Step((m,), direction, script.transactional)
         start = time.perf_counter()
         try:

@@ -98,7 +98,7 @@ def test_a_comment_only_script_runs_nothing_is_recorded_and_noticed(
     folder = write(tmp_path / "m", files)
     migrator = Migrator(engine, folder)
 
-    with caplog.at_level(logging.WARNING, logger="sqlmig"):
+    with caplog.at_level(logging.INFO, logger="sqlmig"):
         done = migrator.up()
 
     assert [r.version for r in done.migrations] == ["0001", "0002", "0003"]
