@@ -710,6 +710,64 @@ def baseline(
 
 
 @app.command()
+def adopt(
+    ctx: typer.Context,
+    tool: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The tool that migrated the database: golang-migrate, dbmate or goose.",
+            show_default=False,
+        ),
+    ],
+    from_table: Annotated[
+        str | None,
+        typer.Option(
+            "--from-table",
+            help="Its table (default schema_migrations; goose_db_version for goose).",
+            show_default=False,
+        ),
+    ] = None,
+    rename_to: Annotated[
+        str | None,
+        typer.Option(
+            "--rename-to",
+            help="Where its table goes (default <table>_<tool>).",
+            show_default=False,
+        ),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave its table as it is (needs --table).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print what it would send, change nothing.")
+    ] = False,
+) -> None:
+    """Take over a database golang-migrate, dbmate or goose migrated: record what it applied."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.render import adopt_json, adopt_lines
+
+        result = _with(
+            cli,
+            lambda m: m.adopt(
+                tool, from_table=from_table, rename_to=rename_to, keep=keep, dry_run=dry_run
+            ),
+        )
+        if cli.json:
+            cli.emit(adopt_json(result))
+            return 0
+        if dry_run:
+            for sql in result.statements:
+                print(sql.rstrip().rstrip(";") + ";\n")
+        for line in adopt_lines(result):
+            (cli.err if dry_run else cli.out)(line)
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
 def repair(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="Version whose row to repair.")],

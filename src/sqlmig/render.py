@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sqlmig.fleet import FleetResult, TargetResult
     from sqlmig.lint import Finding, Mode, Report
     from sqlmig.locking import LockHolder, LockRelease, LockState
-    from sqlmig.migrator import MigrationResult, RunResult
+    from sqlmig.migrator import AdoptResult, MigrationResult, RunResult
     from sqlmig.plan import MigrationStatus
     from sqlmig.source import Migration
     from sqlmig.tracker import AppliedMigration
@@ -263,6 +263,63 @@ def error_json(
         "error": error,
         "migrations": [result_json(r) for r in exc.completed],
     }
+
+
+def adopt_json(result: AdoptResult) -> dict[str, Any]:
+    plan = result.takeover
+    return {
+        "ok": True,
+        "command": "adopt",
+        "tool": plan.tool.value,
+        "table": plan.table,
+        "state": plan.state,
+        "renamed_to": plan.renamed_to,
+        "versions": list(result.versions),
+        "pending": [m.version for m in plan.pending],
+        "out_of_order": [m.version for m in plan.out_of_order],
+        "already_adopted": plan.done,
+        "dry_run": result.dry_run,
+        "sql": list(result.statements),
+    }
+
+
+def adopt_lines(result: AdoptResult) -> list[str]:
+    """What adopting did (or would do), for a person."""
+    plan = result.takeover
+    tool = plan.tool.value
+    if plan.done:
+        return [f"nothing to do: {plan.state}"]
+    dry = result.dry_run
+    upto = f", up to {plan.applied[-1].version}" if plan.applied else ""
+    lines = [
+        f"{tool}'s {plan.table} says {plan.state}: "
+        f"{'would record' if dry else 'recorded'} {_count(len(plan.applied))} as applied"
+        f"{upto}, without running them"
+    ]
+    if plan.renamed_to:
+        moved = "would rename" if dry else "renamed"
+        lines.append(f"{moved} {plan.table} to {plan.renamed_to}")
+    else:
+        lines.append(f"{'would keep' if dry else 'kept'} {plan.table} as it is")
+    if plan.pending:
+        versions = ", ".join(m.version for m in plan.pending[:10])
+        more = ", ..." if len(plan.pending) > 10 else ""
+        lines.append(
+            f"pending, never applied by {tool}: {versions}{more} (`sqlmig up` applies "
+            f"{'it' if len(plan.pending) == 1 else 'them'})"
+        )
+    if plan.out_of_order:
+        older = ", ".join(m.version for m in plan.out_of_order[:10])
+        lines.append(
+            f"older than the newest applied one: {older} (`sqlmig up --allow-out-of-order`)"
+        )
+    if dry:
+        lines.append(f"dry run: {len(result.statements)} statements, nothing was changed")
+    return lines
+
+
+def _count(n: int) -> str:
+    return f"{n} migration" if n == 1 else f"{n} migrations"
 
 
 def dump(document: dict[str, Any], out: IO[str]) -> None:

@@ -154,6 +154,7 @@ DB_COMMANDS = [
     ["validate"],
     ["baseline", "0001"],
     ["repair", "0001", "--applied"],
+    ["adopt", "--from", "dbmate"],
 ]
 
 
