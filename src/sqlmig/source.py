@@ -176,6 +176,13 @@ def checksum(sql: str) -> str:
     return _digest(sql.lstrip("\ufeff").encode("utf-8"))
 
 
+def label_of(filename: str) -> str:
+    """The name shown for a migration file, as written after its version; for a row
+    whose file is gone, from the file name it recorded."""
+    parsed = _classify(filename)
+    return parsed.name if isinstance(parsed, ParsedName) else filename
+
+
 def parse_filename(name: str) -> ParsedName | None:
     """The parts of a migration file name; None for a file that is not a migration.
 
@@ -526,16 +533,24 @@ def _pair_file(
         return None
     script = _script(path, sql, 1, True, problems)
     if is_up:
-        if not sql.strip():
+        if _is_blank(sql):
             text = "the up script is empty (0 bytes or only blank lines); write its SQL, or a "
             text += "comment saying why it has none (it is then recorded without running anything)"
             problems.append(_problem(path, text))
-        elif sql.replace("\r\n", "\n") == _template(path):
+        elif len(sql) < _TEMPLATE_MAX and sql.replace("\r\n", "\n") == _template(path):
             text = "the up script is still what `sqlmig new` wrote; write its SQL, or replace "
             text += "the comment with one saying why it has none"
             problems.append(_problem(path, text))
         _down_markers(path, sql, problems)
     return script
+
+
+def _is_blank(sql: str) -> bool:
+    """Nothing but whitespace (or nothing): looked at without copying a large script."""
+    return not sql or sql.isspace()
+
+
+_TEMPLATE_MAX = 256  # longer than any up script `sqlmig new` writes
 
 
 def _template(path: str) -> str:
@@ -621,7 +636,7 @@ def _single_file(
 
     up_transactional = file_transactional and up_marker.transactional
     up = _script(path, texts[2], up_marker.line + 1, up_transactional, problems)
-    if not up.sql.strip():
+    if _is_blank(up.sql):
         text = "the up section is empty (only blank lines); write its SQL, or a comment "
         text += "saying why it has none (it is then recorded without running anything)"
         problems.append(_problem(path, text, up_marker.line))
