@@ -140,3 +140,15 @@ def test_names_as_the_other_tools_write_them_apply_in_version_order(
         "add-cbsa.sql",
         "Add-Sms-Consent-Column-To-Users",
     ]
+
+
+def test_lint_does_not_flag_the_wrapper_sqlmig_runs_as_its_transaction(tmp_path: Path) -> None:
+    from sqlmig.lint import lint
+    from sqlmig.validation import validate_files
+
+    wrapped = "BEGIN;\nCREATE TABLE a (id bigint PRIMARY KEY);\nALTER TABLE a ADD COLUMN b text;\n"
+    folder = write(tmp_path / "m", {"0001_a.up.sql": wrapped + "COMMIT;\n"})
+
+    report = lint(validate_files(folder))
+
+    assert [f.rule for f in report.findings if f.rule == "transaction-nesting"] == []
