@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 # The module that defines each public name.
 _MODULES = {
-    "sqlmig.migrator": ("Migrator", "RepairAction", "Baseline"),
+    "sqlmig.migrator": ("Migrator", "RepairAction", "Baseline", "AdoptResult"),
     "sqlmig.apply": ("MigrationResult", "RunResult"),
     "sqlmig.database": ("new_engine", "safe_url"),
     "sqlmig.locking": ("advisory_lock", "AdvisoryLock"),
@@ -36,6 +36,7 @@ _MODULES = {
         "MigrationFileError",
         "StateError",
         "AlreadyTrackedError",
+        "AdoptError",
         "MigrationError",
         "ConnectionLostError",
         "ConcurrentRunError",
@@ -46,6 +47,8 @@ _MODULES = {
 _PUBLIC = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
+    "AdoptError",
+    "AdoptResult",
     "AdvisoryLock",
     "AlreadyTrackedError",
     "Baseline",
@@ -103,6 +106,7 @@ if TYPE_CHECKING:
     from sqlmig.apply import MigrationResult, RunResult
     from sqlmig.database import new_engine, safe_url
     from sqlmig.errors import (
+        AdoptError,
         AlreadyTrackedError,
         ConcurrentRunError,
         ConnectionLostError,
@@ -125,7 +129,7 @@ if TYPE_CHECKING:
     from sqlmig.events import Event, LockWaiting, MigrationDone, MigrationStarted
     from sqlmig.lease import LeaseLock
     from sqlmig.locking import AdvisoryLock, advisory_lock
-    from sqlmig.migrator import Baseline, Migrator, RepairAction
+    from sqlmig.migrator import AdoptResult, Baseline, Migrator, RepairAction
     from sqlmig.outcome import Direction, Outcome
     from sqlmig.tracker import Tracker
     from sqlmig.validation import validate_files

@@ -276,6 +276,8 @@ class Applier:
     def _apply(self, m: Migration, direction: Direction) -> MigrationResult:
         script = script_of(m, direction)
         log.info("%s %s %s ...", direction.doing, m.version, m.name)
+        if script.empty:
+            log.info("%s %s has no SQL, only comments: it runs nothing", m.version, m.name)
         self.step = Step((m,), direction, script.transactional)
         start = time.perf_counter()
         try:
@@ -338,13 +340,18 @@ class Applier:
         count = 1
         standard_strings = self.sink.standard_strings
         for m in group:
-            script = script_of(m, direction).sql
-            if self.retry is not None and not self.retry.sets_its_own(script):
+            script = script_of(m, direction)
+            if self.retry is not None and not self.retry.sets_its_own(script.sql):
                 yield Command(self.retry.setting(), role=Role.SETTING, migration=m)
                 count += 1
-            for statement in iter_statements(script, standard_conforming_strings=standard_strings):
-                yield Command(statement.sql, migration=m, statement=statement)
-                count += 1
+            # A script's own BEGIN and COMMIT give way to the group's: one transaction.
+            wrapper = script.wrapper.offsets if script.wrapper else ()
+            for statement in iter_statements(
+                script.sql, standard_conforming_strings=standard_strings
+            ):
+                if statement.start not in wrapper:
+                    yield Command(statement.sql, migration=m, statement=statement)
+                    count += 1
             yield self.book.done(m, direction)
             count += 1
         step.commit_index = count

@@ -235,7 +235,9 @@ class Reporter:
             self.line(f"{step} {doing}{m.version} {m.name} ...")
         else:
             done = "done" if event.direction == "up" else "rolled back"
-            self.line(f"{step} {m.version} {m.name} {done} in {event.duration_ms} ms")
+            script = m.up if event.direction == "up" else m.down
+            nothing = " (no SQL, only comments: it ran nothing)" if script and script.empty else ""
+            self.line(f"{step} {m.version} {m.name} {done} in {event.duration_ms} ms{nothing}")
             if self.bar is not None:
                 self.bar.advance(self.task)
                 if event.index + 1 == event.total:
@@ -672,27 +674,37 @@ def validate(ctx: typer.Context) -> None:
 
     def body(cli: Cli) -> int:
         from sqlmig.migrator import validate_files
+        from sqlmig.render import notes_lines
 
         fleet = _over_fleet(cli, "validate")
         if fleet is not None:
             return fleet
         with_database = bool(cli.settings().database_url)
         if with_database:
-            count = len(_with(cli, lambda m: m.validate()))
+            states = _with(cli, lambda m: m.validate())
+            migrations = [s.migration for s in states if s.migration is not None]
         else:
-            count = len(validate_files(cli.settings().dir))
+            migrations = validate_files(cli.settings().dir)
         if cli.json:
             cli.emit(
                 {
                     "ok": True,
                     "command": "validate",
-                    "migrations": count,
+                    "migrations": len(migrations),
                     "checked_database": with_database,
+                    "notes": [
+                        {"version": m.version, "filename": m.filename, "notes": list(m.notes)}
+                        for m in migrations
+                        if m.notes
+                    ],
                 }
             )
         else:
             where = " and match the database" if with_database else ""
-            cli.out(f"ok: {count} migrations are valid{where}")
+            cli.out(f"ok: {len(migrations)} migrations are valid{where}")
+            notes = notes_lines(migrations) if cli.verbose else []
+            if notes:
+                cli.out("notes:\n" + "\n".join(notes))
         return 0
 
     run(ctx, body)
@@ -727,6 +739,64 @@ def baseline(
             cli.emit({"ok": True, "command": "baseline", "versions": versions})
         else:
             cli.out(f"recorded {len(versions)} migrations as applied, up to {version}")
+        return 0
+
+    run(ctx, body)
+
+
+@app.command()
+def adopt(
+    ctx: typer.Context,
+    tool: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="The tool that migrated the database: golang-migrate, dbmate or goose.",
+            show_default=False,
+        ),
+    ],
+    from_table: Annotated[
+        str | None,
+        typer.Option(
+            "--from-table",
+            help="Its table (default schema_migrations; goose_db_version for goose).",
+            show_default=False,
+        ),
+    ] = None,
+    rename_to: Annotated[
+        str | None,
+        typer.Option(
+            "--rename-to",
+            help="Where its table goes (default <table>_<tool>).",
+            show_default=False,
+        ),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave its table as it is (needs --table).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print what it would send, change nothing.")
+    ] = False,
+) -> None:
+    """Take over a database golang-migrate, dbmate or goose migrated: record what it applied."""
+
+    def body(cli: Cli) -> int:
+        from sqlmig.render import adopt_json, adopt_lines
+
+        result = _with(
+            cli,
+            lambda m: m.adopt(
+                tool, from_table=from_table, rename_to=rename_to, keep=keep, dry_run=dry_run
+            ),
+        )
+        if cli.json:
+            cli.emit(adopt_json(result))
+            return 0
+        if dry_run:
+            for sql in result.statements:
+                print(sql.rstrip().rstrip(";") + ";\n")
+        for line in adopt_lines(result):
+            (cli.err if dry_run else cli.out)(line)
         return 0
 
     run(ctx, body)

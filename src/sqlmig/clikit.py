@@ -45,6 +45,9 @@ FLAGS: Mapping[str, str] = {
     "jobs": "--jobs",
     "budget": "--connection-budget",
     "on_error": "--on-error",
+    "from_table": "--from-table",
+    "rename_to": "--rename-to",
+    "keep": "--keep",
 }
 """The library's keyword arguments and the flags that set them. A library error words
 an option as a Python caller passes it and lists it in ``options``

@@ -38,6 +38,21 @@ _NOISE = re.compile(
     r"^(?:-- Dumped (?:from database|by pg_dump) version .*|\\(?:un)?restrict .*)\n", re.M
 )
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# Some PostgreSQL builds stamp every column with an attribute option of their own,
+# pg_attver=N, different in every database: a fact of the server, not of the schema.
+_COLUMN_OPTIONS = re.compile(r"^(ALTER TABLE ONLY .* ALTER COLUMN .* SET )\((.*)\);\n", re.M)
+
+
+def without_noise(dump: str) -> str:
+    """pg_dump's output without what depends on the tools, the server build or chance."""
+    return _BLANK_RUNS.sub("\n\n", _COLUMN_OPTIONS.sub(_unstamped, _NOISE.sub("", dump)))
+
+
+def _unstamped(match: re.Match[str]) -> str:
+    kept = [o for o in match[2].split(", ") if not o.startswith("pg_attver=")]
+    return f"{match[1]}({', '.join(kept)});\n" if kept else ""
+
+
 _VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 
 _DIFF_LINES = 60  # of a stale file's diff, shown in the error
@@ -115,7 +130,7 @@ def dump_schema(migrator: Migrator, *, pg_dump: Sequence[str] | None = None) -> 
     if done.returncode != 0:
         said = scrub(done.stderr.decode(errors="replace").strip(), secret)
         raise SchemaDumpError(f"{tool.shown} failed (exit {done.returncode}): {said}")
-    schema = _BLANK_RUNS.sub("\n\n", _NOISE.sub("", done.stdout.decode()))
+    schema = without_noise(done.stdout.decode())
     return schema.rstrip("\n") + "\n\n" + rows
 
 

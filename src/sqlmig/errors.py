@@ -70,15 +70,23 @@ class IncompatibleTableError(UsageError):
 
     options = ("table",)
 
-    def __init__(self, table: str, columns: list[str], expected: list[str]) -> None:
+    def __init__(
+        self, table: str, columns: list[str], expected: list[str], tool: str | None = None
+    ) -> None:
         self.table = table
         self.columns = columns
         self.expected = expected
+        self.tool = tool  # the migration tool whose table it looks like, if any
+        whose = (
+            f"It looks like {tool}'s: take the database over with `sqlmig adopt --from {tool}` "
+            "(Migrator.adopt), or"
+            if tool
+            else "It probably belongs to another migration tool;"
+        )
         super().__init__(
             f"table {table} exists but is not a sqlmig tracking table: it has columns "
             f"({', '.join(columns)}), sqlmig needs ({', '.join(expected)}). It was left "
-            "unchanged. It probably belongs to another migration tool; choose another "
-            "table name with table=NAME."
+            f"unchanged. {whose} choose another table name with table=NAME."
         )
 
 
@@ -265,6 +273,27 @@ class LintError(ValidationError):
             f"to run; nothing was run:{lines}\nMake them safe, silence one that is not with "
             'a `-- squawk-ignore RULE` comment above it, or set lint = "warn" to report '
             "findings without stopping."
+        )
+
+
+class AdoptError(ValidationError):
+    """A database another tool migrated cannot be taken over as it is; nothing was changed.
+
+    ``problems`` holds one line per offending version; the message ends with what to do.
+    """
+
+    def __init__(
+        self,
+        summary: str,
+        advice: str,
+        problems: list[str] | None = None,
+        *,
+        options: tuple[str, ...] = (),
+    ) -> None:
+        self.problems = problems or []
+        lines = "".join(f"\n  {p}" for p in self.problems)
+        super().__init__(
+            f"cannot adopt: {summary}; nothing was changed.{lines}\n{advice}", options=options
         )
 
 

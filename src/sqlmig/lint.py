@@ -203,7 +203,10 @@ def lint(
         reader = readers.setdefault(path, _Script(script))
         finding = reader.finding(item, m.version)
         if finding is not None:
-            located.append((finding, reader, reader.statement_at(finding)))
+            statement = reader.statement_at(finding)
+            if _wrapper_nesting(finding, script, statement):
+                continue
+            located.append((finding, reader, statement))
     kept: list[Finding] = []
     dropped: list[Finding] = []
     for finding, reader, statement in located:
@@ -219,6 +222,17 @@ def lint(
         kept = _with_facts(kept, database, small_table_rows)
     order = sorted(kept, key=lambda f: (f.path, f.line, f.column, f.rule))
     return Report(tuple(order), tuple(dropped), len(migrations), version, small_table_rows)
+
+
+def _wrapper_nesting(finding: Finding, script: Script, statement: Statement | None) -> bool:
+    """squawk's transaction-nesting at a script's own BEGIN ... COMMIT around all of it:
+    sqlmig leaves those out and runs the script as its one transaction (sqlmig.source)."""
+    return (
+        finding.rule == "transaction-nesting"
+        and script.wrapper is not None
+        and statement is not None
+        and statement.start in script.wrapper.offsets
+    )
 
 
 def select(migrations: Sequence[Migration], versions: Sequence[str]) -> list[Migration]:

@@ -25,9 +25,16 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
+from sqlmig.adopt import Takeover, Tool, changed_meanwhile, survey
 from sqlmig.apply import Applier, Bookkeeping, MigrationResult, RunResult
 from sqlmig.database import autocommit, connect, new_engine
-from sqlmig.errors import AlreadyTrackedError, LintError, MigrationInterrupted, UsageError
+from sqlmig.errors import (
+    AlreadyTrackedError,
+    LintError,
+    MigrationInterrupted,
+    QueryError,
+    UsageError,
+)
 from sqlmig.events import LintReported, OnEvent, ignore
 from sqlmig.lease import DEFAULT_HEARTBEAT, DEFAULT_TTL, LeaseLock
 from sqlmig.lint import SMALL_TABLE_ROWS, Guards, Mode, Report, headline, lint, select
@@ -51,7 +58,7 @@ from sqlmig.plan import (
     statuses,
 )
 from sqlmig.run import Options, Run, query_failure, refuse_no_transaction
-from sqlmig.sink import Collector, Command, Role
+from sqlmig.sink import BEGIN, COMMIT, Collector, Command, Role
 from sqlmig.source import Migration, load_migrations
 from sqlmig.tracker import DEFAULT_TABLE, AppliedMigration, Tracker, migrations_table
 from sqlmig.validation import validate_files as validate_files  # also public here
@@ -59,6 +66,7 @@ from sqlmig.validation import validate_files as validate_files  # also public he
 T = TypeVar("T")
 
 __all__ = [
+    "AdoptResult",
     "Baseline",
     "LockRelease",
     "LockState",
@@ -94,6 +102,21 @@ class Baseline:
     version: str
     before: Sequence[ClauseElement] = ()
     after: Sequence[ClauseElement] = ()
+
+
+@dataclass(frozen=True)
+class AdoptResult:
+    """What ``adopt`` did, or with ``dry_run`` would do (``statements``: what it would send)."""
+
+    takeover: Takeover
+    statements: tuple[str, ...] = ()
+    dry_run: bool = False
+    lock_wait_s: float = 0.0
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """Recorded as applied (or, in a dry run, to record)."""
+        return tuple(m.version for m in self.takeover.applied)
 
 
 class Migrator:
@@ -389,22 +412,92 @@ class Migrator:
             if not last.isdigit() or all(m.number != int(last) for m in migrations):
                 raise UsageError(f"baseline version {last} is not a known migration file")
             recorded = [m for m in migrations if m.number <= int(last)]
-            dialect = self.engine.dialect
-            # The table too commits with the records: a refusal changes nothing.
-            create = [] if rows is not None else self.tracker.ddl(dialect)
-            book = Bookkeeping(self.tracker, dialect)
-            run.record(
-                [
-                    *(_command(statement, dialect) for statement in chosen.before),
-                    *(Command(sql, {}, Role.RECORD) for sql in create),
-                    *(book.done(m, Direction.UP, 0) for m in recorded),
-                    *(_command(statement, dialect) for statement in chosen.after),
-                ],
-                f"record {len(recorded)} migrations as applied",
+            self._record_applied(
+                run, recorded, before=chosen.before, after=chosen.after, create=rows is None
             )
             return [m.version for m in recorded]
 
         return self._locked(record)
+
+    def adopt(
+        self,
+        tool: str | Tool,
+        *,
+        from_table: str | None = None,
+        rename_to: str | None = None,
+        keep: bool = False,
+        dry_run: bool = False,
+    ) -> AdoptResult:
+        """Take over a database that golang-migrate, dbmate or goose migrated.
+
+        Reads the tool's table (``from_table``, by default the tool's own, in this
+        Migrator's schema) and records the migrations it applied as ``baseline`` does,
+        with checksums from the files, running none. The tool's table is renamed
+        ``rename_to`` (default ``<table>_<tool>``), or left as it is with ``keep``
+        (then this Migrator's table needs another name). All in one transaction under
+        the migration lock, with a guard that fails it if the tool's table changed
+        since it was read. AdoptError, nothing changed, when the tool's table says
+        what the files cannot stand for (a dirty golang-migrate database, versions
+        without a file...). Called again, it says it is done. ``dry_run``: the
+        statements it would send, and nothing changed.
+        """
+        source = Tool.named(tool)
+
+        def take_over(run: Run, migrations: list[Migration]) -> AdoptResult:
+            lock = run.lock
+            assert lock is not None
+            with run.guard(lock.connection, 8):
+                plan = survey(
+                    lock.connection,
+                    self.tracker,
+                    source,
+                    migrations,
+                    table=from_table,
+                    rename_to=rename_to,
+                    keep=keep,
+                )
+            statements: list[str] = []
+            if not plan.done:
+                try:
+                    statements = self._record_applied(
+                        run, plan.applied, before=plan.before, create=plan.create, dry_run=dry_run
+                    )
+                except QueryError as error:
+                    if error.sqlstate != "22012":  # the guard: the tool's rows changed
+                        raise
+                    raise changed_meanwhile(plan) from None
+            return AdoptResult(plan, tuple(statements), dry_run, run.waited)
+
+        return self._locked(take_over)
+
+    def _record_applied(
+        self,
+        run: Run,
+        recorded: Sequence[Migration],
+        *,
+        before: Sequence[ClauseElement] = (),
+        after: Sequence[ClauseElement] = (),
+        create: bool,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Record migrations as applied without running them: the caller's statements
+        before, the tracking table when missing, a row for each, the caller's after, in
+        one transaction (a refusal changes nothing). For a dry run, those statements
+        instead, as they would be sent."""
+        dialect = self.engine.dialect
+        book = Bookkeeping(self.tracker, dialect, shown=dry_run)
+        commands = [
+            *(_command(statement, dialect) for statement in before),
+            *(Command(sql, {}, Role.RECORD) for sql in self.tracker.ddl(dialect) if create),
+            *(book.done(m, Direction.UP, 0) for m in recorded),
+            *(_command(statement, dialect) for statement in after),
+        ]
+        if dry_run:
+            collector = Collector()
+            collector.send([BEGIN, *commands, COMMIT])
+            return collector.statements
+        run.record(commands, f"record {len(recorded)} migrations as applied")
+        return []
 
     def repair(self, version: str, action: str | RepairAction) -> str:
         """Resolve a failed row (``applied``, ``rolled_back``, ``forget``) or, after an
@@ -508,9 +601,16 @@ class Migrator:
 
 def _command(statement: ClauseElement, dialect: Dialect) -> Command:
     """A caller's statement as sqlmig sends its own: values as parameters, and always a
-    parameter mapping (compiled SQL doubles any % in a name, which psycopg undoes)."""
+    parameter mapping (compiled SQL doubles any % in a name, which psycopg undoes);
+    shown with its values inline, for a dry run."""
     compiled = statement.compile(dialect=dialect)
-    return Command(compiled.string, dict(compiled.construct_params() or {}), Role.RECORD)
+    shown = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return Command(
+        compiled.string,
+        dict(compiled.construct_params() or {}),
+        Role.RECORD,
+        shown=str(shown),
+    )
 
 
 def strategy(

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 
 from sqlmig.errors import StateError, UsageError
-from sqlmig.source import Migration
+from sqlmig.source import Migration, label_of
 from sqlmig.tracker import AppliedMigration
 
 
@@ -83,7 +83,7 @@ def statuses(
             )
         )
     for row in by_number.values():
-        name = row.filename.split("_", 1)[-1].split(".", 1)[0]
+        name = label_of(row.filename)
         state = State.MISSING if row.status in ("applied", "failed") else State.ROLLED_BACK
         result.append(
             MigrationStatus(

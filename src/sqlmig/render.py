@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from sqlmig.fleet import FleetResult, TargetResult
     from sqlmig.lint import Finding, Mode, Report
     from sqlmig.locking import LockHolder, LockRelease, LockState
-    from sqlmig.migrator import MigrationResult, RunResult
+    from sqlmig.migrator import AdoptResult, MigrationResult, RunResult
     from sqlmig.plan import MigrationStatus
+    from sqlmig.source import Migration
     from sqlmig.tracker import AppliedMigration
 
 _STATE_STYLE = {
@@ -78,11 +79,21 @@ def status_json(states: Sequence[MigrationStatus]) -> dict[str, Any]:
                 "duration_ms": s.duration_ms,
                 "checksum": s.checksum,
                 "recorded_checksum": s.recorded_checksum,
+                "notes": list(s.migration.notes) if s.migration else [],
             }
             for s in states
         ],
         "counts": counts,
     }
+
+
+def notes_lines(migrations: Sequence[Migration]) -> list[str]:
+    """One line per note, under its migration: what sqlmig made of a file that a reader
+    might not expect (a recognised BEGIN ... COMMIT, a script with no SQL)."""
+    lines: list[str] = []
+    for m in migrations:
+        lines.extend(f"  {m.version} {m.filename}: {note}" for note in m.notes)
+    return lines
 
 
 def history_json(rows: Sequence[AppliedMigration]) -> dict[str, Any]:
@@ -254,6 +265,63 @@ def error_json(
     }
 
 
+def adopt_json(result: AdoptResult) -> dict[str, Any]:
+    plan = result.takeover
+    return {
+        "ok": True,
+        "command": "adopt",
+        "tool": plan.tool.value,
+        "table": plan.table,
+        "state": plan.state,
+        "renamed_to": plan.renamed_to,
+        "versions": list(result.versions),
+        "pending": [m.version for m in plan.pending],
+        "out_of_order": [m.version for m in plan.out_of_order],
+        "already_adopted": plan.done,
+        "dry_run": result.dry_run,
+        "sql": list(result.statements),
+    }
+
+
+def adopt_lines(result: AdoptResult) -> list[str]:
+    """What adopting did (or would do), for a person."""
+    plan = result.takeover
+    tool = plan.tool.value
+    if plan.done:
+        return [f"nothing to do: {plan.state}"]
+    dry = result.dry_run
+    upto = f", up to {plan.applied[-1].version}" if plan.applied else ""
+    lines = [
+        f"{tool}'s {plan.table} says {plan.state}: "
+        f"{'would record' if dry else 'recorded'} {_count(len(plan.applied))} as applied"
+        f"{upto}, without running them"
+    ]
+    if plan.renamed_to:
+        moved = "would rename" if dry else "renamed"
+        lines.append(f"{moved} {plan.table} to {plan.renamed_to}")
+    else:
+        lines.append(f"{'would keep' if dry else 'kept'} {plan.table} as it is")
+    if plan.pending:
+        versions = ", ".join(m.version for m in plan.pending[:10])
+        more = ", ..." if len(plan.pending) > 10 else ""
+        lines.append(
+            f"pending, never applied by {tool}: {versions}{more} (`sqlmig up` applies "
+            f"{'it' if len(plan.pending) == 1 else 'them'})"
+        )
+    if plan.out_of_order:
+        older = ", ".join(m.version for m in plan.out_of_order[:10])
+        lines.append(
+            f"older than the newest applied one: {older} (`sqlmig up --allow-out-of-order`)"
+        )
+    if dry:
+        lines.append(f"dry run: {len(result.statements)} statements, nothing was changed")
+    return lines
+
+
+def _count(n: int) -> str:
+    return f"{n} migration" if n == 1 else f"{n} migrations"
+
+
 def dump(document: dict[str, Any], out: IO[str]) -> None:
     json.dump(document, out, indent=2)
     out.write("\n")
@@ -272,6 +340,9 @@ def status_table(states: Sequence[MigrationStatus], out: IO[str], color: bool) -
     ]
     header = ("version", "name", "state", "applied at", "ms")
     out.write(_text_table(header, rows, right={4}, state_column=2, color=color))
+    notes = notes_lines([s.migration for s in states if s.migration is not None])
+    if notes:
+        out.write("\nnotes:\n" + "\n".join(notes) + "\n")
 
 
 def history_table(rows: Sequence[AppliedMigration], out: IO[str], color: bool) -> None:

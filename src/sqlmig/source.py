@@ -3,7 +3,8 @@
 Everything is read and checked before anything runs, and every problem in the
 directory is reported at once, so an operator fixes them in one pass. Directories
 written for golang-migrate (up/down file pairs), dbmate and goose (one file with up
-and down sections) work unchanged.
+and down sections) work unchanged: names are read by each tool's own rule, markers
+where each tool looks for them, and a script's own BEGIN ... COMMIT is recognised.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from pathlib import Path
 from typing import Literal
 
 from sqlmig.errors import FileProblem, MigrationFileError, UsageError
-from sqlmig.sqlscript import find_meta_commands, line_col
+from sqlmig.sqlscript import (
+    Statement,
+    find_meta_commands,
+    line_col,
+    split_statements,
+    transaction_wrapper,
+)
 
 CHECKSUM_ALGORITHM = "sha256"
 
@@ -29,11 +36,17 @@ _MAX_VERSION = 2**63 - 1  # what a bigint column (and goose's int64) can hold
 _HASH_CHUNK = 1 << 20
 _READ_CHUNK = 1 << 20
 
-_NAME = re.compile(r"([0-9]+)_([a-z0-9_-]+)(\.up\.sql|\.down\.sql|\.sql)")
-_BAD_NAME = (
-    "looks like a migration (ends in .sql) but its name does not match "
-    "<version>_<name>.up.sql, <version>_<name>.down.sql or <version>_<name>.sql "
-    "(version: digits; name: lowercase letters, digits, _ and -); rename it, "
+# A name starts with its version; what follows is a label, shown as written.
+_VERSION = re.compile(r"[0-9]+")
+# golang-migrate's rule for what follows the version in the pair form: "_<label>.up.<ext>"
+# or ".down.<ext>", the label as long as it can be (so "1_a.up.b.up.sql" is an up script).
+_PAIR = re.compile(r"_(.*)\.(up|down)\.(.*)", re.S)
+# A name that ends like an up or down script without following that rule.
+_PAIR_LIKE = re.compile(r"\.(up|down)\.sql\Z", re.I)
+_NO_VERSION = (
+    "looks like a migration (ends in .sql) but its name does not start with a version "
+    "(digits): migrations are named <version>_<name>.up.sql and .down.sql "
+    "(golang-migrate) or <version><name>.sql (dbmate, goose); rename it, "
     "or move it out of the migrations directory"
 )
 
@@ -42,14 +55,43 @@ _BAD_NAME = (
 # A lone CR ends a line comment too, as in PostgreSQL's lexer (old Mac line endings).
 _LEADING = re.compile(r"(?:[ \t\n\r\f\v]+|--[^\n\r]*|/\*.*?\*/)*", re.S)
 _DIRECTIVE = re.compile(r"(?:^|(?<=\r))[ \t]*--[ \t]*sqlmig:(\S*)", re.M)
-# dbmate's "-- migrate:up [options]" and goose's "-- +goose <annotation>" lines; a
-# line break is ten times faster to search for than a line start.
-_ANNOTATION = rb"[ \t]*--[ \t]*(migrate:|\+goose[ \t])([^\r\n]*)"
-_FIRST_ANNOTATION = re.compile(_ANNOTATION, re.I)
-_NEXT_ANNOTATION = re.compile(b"\n" + _ANNOTATION, re.I)
+# dbmate's "-- migrate:up [options]" and goose's "-- +goose <annotation>" lines, where
+# the tools read them: at the very start of a line, dbmate's in lower case, goose's
+# annotation in any case. A line break is ten times faster to search for than a line start.
+_MARKER = rb"--[ \t]*(migrate:|\+goose)([^\r\n]*)"
+_FIRST_MARKER = re.compile(_MARKER)
+_NEXT_MARKER = re.compile(b"\n" + _MARKER)
+_GOOSE_ANNOTATIONS = frozenset(
+    ("up", "down", "statementbegin", "statementend", "no transaction", "envsub on", "envsub off")
+)
+# What a reader takes for a section marker but neither tool reads as one: an indented
+# line, or dbmate's in another case. Inside a statement it is text; between statements
+# it would silently move the SQL after it into the section before.
+_NEAR = r"[ \t]*--[ \t]*(?:(?i:migrate):|\+(?i:goose)[ \t]*)(?i:up|down)(?![^ \t\r\n])"
+_FIRST_NEAR = re.compile(_NEAR)
+_NEXT_NEAR = re.compile("\n" + _NEAR)
+# A down marker at the start of a line, in a file named as golang-migrate's up script.
+_DOWN = r"--[ \t]*(?:migrate:down(?![^ \t\r\n])|\+goose[ \t]*(?i:down)[ \t]*(?![^\r\n]))"
+_FIRST_DOWN = re.compile(_DOWN)
+_NEXT_DOWN = re.compile("\n" + _DOWN)
 
 # psql meta-commands, and the quoted text (comments, strings, identifiers,
 # dollar-quoted bodies) in which a line-leading backslash is not one.
+
+
+@dataclass(frozen=True, slots=True)
+class Wrapper:
+    """A transactional script's own BEGIN and COMMIT around all of it (golang-migrate
+    sends a file as written, so its users wrap files themselves). sqlmig's transaction
+    takes their place: they are not sent, and the file's checksum stays as it is."""
+
+    begin: Statement
+    end: Statement
+
+    @property
+    def offsets(self) -> tuple[int, int]:
+        """Where the two statements start in the script: the ones to leave out."""
+        return self.begin.start, self.end.start
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +102,17 @@ class Script:
     path: Path
     first_line: int
     transactional: bool
+    wrapper: Wrapper | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Only comments (a placeholder that keeps the numbering): runs nothing, and is
+        recorded like any migration."""
+        return _is_empty(self.sql)
+
+    def line_of(self, offset: int) -> int:
+        """The file's line number of an offset in ``sql``."""
+        return self.first_line + line_col(self.sql, offset)[0] - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +134,26 @@ class Migration:
     def filename(self) -> str:
         return self.up.path.name
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What sqlmig makes of the files that a reader might not expect, for ``status``
+        and ``validate``: a recognised transaction wrapper, a script with no SQL."""
+        found = []
+        for direction, script in (("up", self.up), ("down", self.down)):
+            if script is None:
+                continue
+            if script.wrapper is not None:
+                begin, end = script.wrapper.begin, script.wrapper.end
+                found.append(
+                    f"{direction}: its own {begin.sql} ... {end.sql} (lines "
+                    f"{script.line_of(begin.start)}-{script.line_of(end.start)}) is "
+                    "recognised: the statements between run as sqlmig's one transaction, "
+                    "with the tracking row"
+                )
+            if script.empty and script.sql.strip():
+                found.append(f"{direction}: no SQL, only comments: runs nothing and is recorded")
+        return tuple(found)
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedName:
@@ -101,6 +174,13 @@ def checksum(sql: str) -> str:
     A Windows checkout must not look like an edited migration.
     """
     return _digest(sql.lstrip("\ufeff").encode("utf-8"))
+
+
+def label_of(filename: str) -> str:
+    """The name shown for a migration file, as written after its version; for a row
+    whose file is gone, from the file name it recorded."""
+    parsed = _classify(filename)
+    return parsed.name if isinstance(parsed, ParsedName) else filename
 
 
 def parse_filename(name: str) -> ParsedName | None:
@@ -215,21 +295,57 @@ def _list_directory(root: str) -> list[os.DirEntry[str]]:
 
 
 def _classify(name: str) -> ParsedName | str | None:
-    """The parsed name, a problem for a look-alike, or None for a file to ignore."""
+    """The parsed name, a problem for a look-alike, or None for a file to ignore.
+
+    The pair form follows golang-migrate (``<digits>_<label>.up.sql``), the single
+    form dbmate (``<digits><label>.sql``, which also holds goose's
+    ``<digits>_<label>.sql``). A name that one tool would read as a pair and another
+    as a single file is refused rather than guessed.
+    """
     # ".SQL" counts too: a migration ignored because of its case would be a silent trap.
     if name.startswith(".") or name[-4:].lower() != ".sql":
         return None
-    match = _NAME.fullmatch(name)
-    if match is None:
-        return _BAD_NAME
-    version = match[1]
+    found = _VERSION.match(name)
+    if found is None:
+        return _NO_VERSION
+    version = found[0]
     digits = version.lstrip("0")
     if len(digits) > 19 or (digits and int(digits) > _MAX_VERSION):
         return f"version {version} is too large; versions must be at most {_MAX_VERSION}"
-    kind: Literal["up", "down", "single"] = (
-        "up" if match[3] == ".up.sql" else "down" if match[3] == ".down.sql" else "single"
-    )
-    return ParsedName(version, match[2], kind)
+    rest = name[len(version) :]
+    pair = _PAIR.fullmatch(rest)
+    if pair is not None:
+        label, direction, extension = pair[1], pair[2], pair[3]
+        if extension.lower() == "sql":
+            return ParsedName(version, label, "up" if direction == "up" else "down")
+        return (
+            f"is ambiguous: golang-migrate reads it as the {direction} script of version "
+            f"{version} (extension .{extension}), dbmate and goose as a single-file "
+            f"migration; rename it {version}_{label}.{direction}.sql for the first, or "
+            f"take .{direction} out of its name for the second"
+        )
+    like = _PAIR_LIKE.search(rest)
+    if like is not None:
+        direction = like[1].lower()
+        label = _label(rest[: like.start()]) or "<name>"
+        return (
+            f"is ambiguous: it ends like a golang-migrate {direction} script, but "
+            f"golang-migrate skips it (its rule is <version>_<name>.{direction}.sql, with _ "
+            f"after the version and .{direction} in lower case) while dbmate would run it "
+            f"as a single-file migration; rename it {version}_{label}.{direction}.sql "
+            f"or {version}_{label}.sql"
+        )
+    if not name.endswith(".sql"):
+        return (
+            f"ends in {name[-4:]}, not .sql: dbmate and goose skip such a file, so sqlmig "
+            f"does not guess; rename it {name[:-4]}.sql"
+        )
+    return ParsedName(version, _label(rest[:-4]), "single")
+
+
+def _label(rest: str) -> str:
+    """What follows the version, without the one separator dbmate allows there."""
+    return rest[1:] if rest[:1] in ("_", "-") else rest
 
 
 def _is_directory(entry: os.DirEntry[str]) -> bool:
@@ -301,9 +417,14 @@ def _load_version(
 def _check_files_agree(
     number: int, files: list[tuple[ParsedName, os.DirEntry[str]]], problems: list[FileProblem]
 ) -> None:
-    """One migration per version, and every down script next to its up script."""
+    """One migration per version, and every down script next to its up script.
+
+    As in golang-migrate, a down script belongs to the up script of its version,
+    whatever the labels say.
+    """
     files.sort(key=lambda file: file[1].name)
     ups = [entry for parsed, entry in files if parsed.kind != "down"]
+    downs = [(parsed, entry) for parsed, entry in files if parsed.kind == "down"]
     if len(ups) > 1:
         names = ", ".join(entry.name for entry in ups)
         if {parsed.kind for parsed, _ in files} >= {"up", "single"}:
@@ -313,9 +434,14 @@ def _check_files_agree(
             text = f"version {number} is used by more than one migration ({names});"
             text += " give each migration its own version"
         problems.append(_problem(ups[0].path, text))
-    for parsed, entry in files:
-        expected = entry.name.removesuffix(".down.sql") + ".up.sql"
-        if parsed.kind == "down" and not any(up.name == expected for up in ups):
+    if len(downs) > 1:
+        names = ", ".join(entry.name for _, entry in downs)
+        text = f"version {number} has more than one down script ({names}); keep one"
+        problems.append(_problem(downs[0][1].path, text))
+    paired = any(parsed.kind == "up" for parsed, _ in files)
+    for parsed, entry in downs:
+        if not paired:
+            expected = f"{parsed.version}_{parsed.name}.up.sql"
             text = f"down script without its up script {expected}; "
             problems.append(_problem(entry.path, text + "add the up script or delete this file"))
 
@@ -406,10 +532,61 @@ def _pair_file(
     if sql is None:
         return None
     script = _script(path, sql, 1, True, problems)
-    if is_up and _is_empty(sql):
-        text = "the up script is empty (only blank lines or comments); "
-        problems.append(_problem(path, text + "write its SQL or delete the file"))
+    if is_up:
+        if _is_blank(sql):
+            text = "the up script is empty (0 bytes or only blank lines); write its SQL, or a "
+            text += "comment saying why it has none (it is then recorded without running anything)"
+            problems.append(_problem(path, text))
+        elif len(sql) < _TEMPLATE_MAX and sql.replace("\r\n", "\n") == _template(path):
+            text = "the up script is still what `sqlmig new` wrote; write its SQL, or replace "
+            text += "the comment with one saying why it has none"
+            problems.append(_problem(path, text))
+        _down_markers(path, sql, problems)
     return script
+
+
+def _is_blank(sql: str) -> bool:
+    """Nothing but whitespace (or nothing): looked at without copying a large script."""
+    return not sql or sql.isspace()
+
+
+_TEMPLATE_MAX = 256  # longer than any up script `sqlmig new` writes
+
+
+def _template(path: str) -> str:
+    """The up script ``sqlmig new`` writes (see sqlmig.scaffold), to tell it from a
+    comment someone wrote: recorded unedited, a forgotten migration would never run."""
+    parsed = _classify(os.path.basename(path))
+    return f"-- {parsed.name}: up\n\n" if isinstance(parsed, ParsedName) else ""
+
+
+def _down_markers(path: str, sql: str, problems: list[FileProblem]) -> None:
+    """A dbmate or goose down marker in golang-migrate's up script: that tool would run
+    the file whole, down section included."""
+    if "migrate:down" not in sql and "+goose" not in sql:
+        return
+    stem = os.path.basename(path)[: -len(".up.sql")]
+    for offset in _between_statements(sql, _line_starts(sql, _FIRST_DOWN, _NEXT_DOWN)):
+        text = "has a down marker, but its name makes it golang-migrate's up script, which "
+        text += "runs whole: its down section would run too; rename it "
+        text += f"{stem}.sql to make it a single-file migration"
+        problems.append(_problem(path, text, line_col(sql, offset)[0]))
+
+
+def _line_starts(text: str, first: re.Pattern[str], following: re.Pattern[str]) -> list[int]:
+    """Offsets of the lines that ``first`` matches at the start of ``text`` and
+    ``following`` (which starts with the line break) matches after a line break."""
+    found = [0] if first.match(text) else []
+    return found + [m.start() + 1 for m in following.finditer(text)]
+
+
+def _between_statements(sql: str, offsets: list[int]) -> list[int]:
+    """Those of ``offsets`` that no statement covers: comments between statements, not
+    text inside a string, a body or a statement."""
+    if not offsets:
+        return []
+    spans = [(s.start, s.end) for s in split_statements(sql)]
+    return [o for o in offsets if not any(start <= o < end for start, end in spans)]
 
 
 # --- dbmate and goose files ---------------------------------------------------
@@ -459,14 +636,31 @@ def _single_file(
 
     up_transactional = file_transactional and up_marker.transactional
     up = _script(path, texts[2], up_marker.line + 1, up_transactional, problems)
-    if _is_empty(up.sql):
-        text = "the up section is empty (only blank lines or comments); write its SQL"
+    if _is_blank(up.sql):
+        text = "the up section is empty (only blank lines); write its SQL, or a comment "
+        text += "saying why it has none (it is then recorded without running anything)"
         problems.append(_problem(path, text, up_marker.line))
+    _near_markers(up, "up", problems)
     down = None
     if down_marker is not None:
         down_transactional = file_transactional and down_marker.transactional
         down = _script(path, texts[4], down_marker.line + 1, down_transactional, problems)
+        _near_markers(down, "down", problems)
     return up, down, _digest(data, up_marker.end, bounds[3])
+
+
+def _near_markers(script: Script, section: str, problems: list[FileProblem]) -> None:
+    """Lines between statements that look like section markers but are not, as
+    dbmate and goose read them: the SQL after one would silently stay in this section."""
+    starts = _line_starts(script.sql, _FIRST_NEAR, _NEXT_NEAR)
+    for offset in _between_statements(script.sql, starts):
+        line = script.line_of(offset)
+        text = "looks like a section marker but dbmate and goose do not read it as one (they "
+        text += "read '-- migrate:up', '-- migrate:down' and '-- +goose Up', '-- +goose Down' "
+        text += "at the very start of a line, dbmate's in lower case): it is a comment, and "
+        text += f"the SQL after it stays in the {section} section; write the marker at the "
+        text += "start of the line, or reword the comment"
+        problems.append(_problem(str(script.path), text, line))
 
 
 def _markers(path: str, data: bytes, problems: list[FileProblem]) -> tuple[list[_Marker], bool]:
@@ -474,19 +668,26 @@ def _markers(path: str, data: bytes, problems: list[FileProblem]) -> tuple[list[
     markers: list[_Marker] = []
     file_transactional = True
     line, counted = 1, 0
-    first = _FIRST_ANNOTATION.match(data)
-    for match in chain([first] if first else [], _NEXT_ANNOTATION.finditer(data)):
+    first = _FIRST_MARKER.match(data)
+    for match in chain([first] if first else [], _NEXT_MARKER.finditer(data)):
         start = match.start() if match is first else match.start() + 1
         line += data.count(b"\n", counted, start)
         counted = start
         words = match[2].decode("utf-8", "replace").split()
         transactional = True
-        if match[1].lower() == b"migrate:":
-            if not words or match[2][:1].isspace() or words[0].lower() not in ("up", "down"):
+        if match[1] == b"migrate:":
+            if not words or match[2][:1].isspace() or words[0] not in ("up", "down"):
                 continue  # a comment that happens to start with "migrate:"
             transactional = _dbmate_options(path, words[1:], line, problems)
+            up = words[0] == "up"
         else:
             command = " ".join(words).lower()
+            if command not in _GOOSE_ANNOTATIONS:
+                written = data[start : match.end()].decode("utf-8", "replace").strip()
+                text = f"unknown goose annotation {written!r}: goose refuses the file; it knows "
+                text += "Up, Down, StatementBegin, StatementEnd, NO TRANSACTION and ENVSUB ON/OFF"
+                problems.append(_problem(path, text, line))
+                continue
             if command == "no transaction":
                 file_transactional = False
             elif command == "envsub on":
@@ -495,9 +696,10 @@ def _markers(path: str, data: bytes, problems: list[FileProblem]) -> tuple[list[
                 problems.append(_problem(path, text, line))
             if command not in ("up", "down"):
                 continue  # StatementBegin and StatementEnd stay in the SQL as comments
+            up = command == "up"
         end = data.find(b"\n", match.end())
         end = len(data) if end < 0 else end + 1
-        markers.append(_Marker(words[0].lower() == "up", line, start, end, transactional))
+        markers.append(_Marker(up, line, start, end, transactional))
     return markers, file_transactional
 
 
@@ -543,12 +745,16 @@ def _script(
 ) -> Script:
     if _no_transaction(path, sql, first_line, problems):
         transactional = False
+    wrapper = None
+    if transactional and _OPENING.match(sql, _leading_end(sql)):
+        found = transaction_wrapper(sql)
+        wrapper = Wrapper(*found) if found is not None else None
     for line in find_meta_commands(sql):
         command = _line(sql, line).split()[0]
         text = f"psql meta-command {command[:20]} cannot run: sqlmig sends the script to "
         text += "the server, which does not know psql's backslash commands; write it as SQL"
         problems.append(_problem(path, text, first_line + line - 1))
-    return Script(sql, Path(path), first_line, transactional)
+    return Script(sql, Path(path), first_line, transactional, wrapper)
 
 
 def _line(text: str, number: int) -> str:
@@ -563,6 +769,10 @@ def _leading_end(text: str) -> int:
 
 def _is_empty(sql: str) -> bool:
     return _leading_end(sql) == len(sql)
+
+
+# Where a script may open its own transaction: only then is it lexed while loading.
+_OPENING = re.compile(r"(?i:begin|start)(?![A-Za-z0-9_$])")
 
 
 def _no_transaction(path: str, text: str, first_line: int, problems: list[FileProblem]) -> bool:

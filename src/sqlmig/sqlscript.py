@@ -631,6 +631,26 @@ def transaction_control(statement: Statement) -> str | None:
     return None
 
 
+_OPENERS = ("BEGIN", "START TRANSACTION")
+_COMMITS = ("COMMIT", "END")
+
+
+def transaction_wrapper(
+    script: str, *, standard_conforming_strings: bool = True
+) -> tuple[Statement, Statement] | None:
+    """The first and last statements, when the first opens a transaction and the last
+    commits it: a script written to run as one transaction on its own (``BEGIN; ...
+    COMMIT;``). What lies between is not looked at: that is validation's business."""
+    starts, ends, opened, _ = _lex(script, standard_conforming_strings)
+    if opened >= 0 or len(starts) < 2:
+        return None
+    first = Statement(script[starts[0] : ends[0]], starts[0])
+    last = Statement(script[starts[-1] : ends[-1]], starts[-1])
+    if transaction_control(first) in _OPENERS and transaction_control(last) in _COMMITS:
+        return first, last
+    return None
+
+
 # --- positions ----------------------------------------------------------------
 
 

@@ -238,19 +238,17 @@ class Tracker:
 
     def check_shape(self, conn: Connection | None = None) -> None:
         """Raise IncompatibleTableError when the table lacks our columns or types."""
-        query = text(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = COALESCE(:schema, current_schema()) AND table_name = :name "
-            "ORDER BY ordinal_position"
-        )
-        params = {"schema": self.table.schema, "name": self.table.name}
-        found = self._run(conn, lambda c: list(c.execute(query, params)))
-        columns = {row.column_name: row.data_type for row in found}
-        if any(columns.get(name) != kind for name, kind in _EXPECTED.items()):
+        table = self.table
+        columns = self._run(conn, lambda c: table_columns(c, table.name, table.schema))
+        if not is_tracking_table(columns):
+            from sqlmig.adopt import recognise  # adopt reads tables through this module
+
+            tool = recognise(columns)
             raise IncompatibleTableError(
                 self.display_name,
                 [f"{name} {kind}" for name, kind in columns.items()],
                 [f"{name} {kind}" for name, kind in _EXPECTED.items()],
+                tool.value if tool else None,
             )
 
     # --- reading --------------------------------------------------------------
@@ -411,6 +409,25 @@ class Tracker:
         """Delete a row (repair); False when there is no such row."""
         stmt = self.table.delete().where(self.table.c.version == version)
         return self._run(conn, lambda c: c.execute(stmt).rowcount) == 1
+
+
+_COLUMNS = text(
+    "SELECT column_name, data_type FROM information_schema.columns "
+    "WHERE table_schema = COALESCE(:schema, current_schema()) AND table_name = :name "
+    "ORDER BY ordinal_position"
+)
+
+
+def table_columns(conn: Connection, name: str, schema: str | None) -> dict[str, str]:
+    """A table's columns and their types (information_schema's data_type), in order;
+    empty when there is no such table (``schema`` None: the current schema)."""
+    found = conn.execute(_COLUMNS, {"schema": schema, "name": name})
+    return {row.column_name: row.data_type for row in found}
+
+
+def is_tracking_table(columns: dict[str, str]) -> bool:
+    """Whether a table with these columns is a sqlmig tracking table."""
+    return all(columns.get(name) == kind for name, kind in _EXPECTED.items())
 
 
 # The columns a record sets from its parameters (applied_at is the server's now()),

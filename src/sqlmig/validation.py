@@ -11,6 +11,7 @@ without its record), and statements that PostgreSQL refuses inside a transaction
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 
 from sqlmig.ddl import outside_transaction
@@ -36,18 +37,30 @@ def script_problems(script: Script) -> list[FileProblem]:
             )
         )
     if script.transactional:
+        wrapper = script.wrapper
         for statement in statements:
             keyword = transaction_control(statement)
-            if keyword is not None:
-                problems.append(
-                    FileProblem(
-                        path,
-                        f"{keyword} inside a migration that sqlmig runs in its own transaction "
-                        "would end that transaction half-way; remove it (sqlmig commits for "
-                        "you), or add `-- sqlmig:no-transaction` to manage transactions yourself",
-                        line_of(statement.start),
-                    )
+            if keyword is None:
+                continue
+            if wrapper is None:
+                text: str | None = (
+                    f"{keyword} inside a migration that sqlmig runs in its own transaction "
+                    "would end that transaction half-way; remove it (sqlmig commits for "
+                    "you), or add `-- sqlmig:no-transaction` to manage transactions yourself"
                 )
+            elif statement.start in wrapper.offsets:
+                text = _not_plain(statement, keyword)
+            else:
+                text = (
+                    f"{keyword} inside the script's own {wrapper.begin.sql} ... "
+                    f"{wrapper.end.sql} (lines {line_of(wrapper.begin.start)}-"
+                    f"{line_of(wrapper.end.start)}) would end that transaction half-way: sqlmig "
+                    "runs a wrapped script as one transaction with its tracking row; keep one "
+                    "BEGIN ... COMMIT around the whole script, or add "
+                    "`-- sqlmig:no-transaction` to run its transactions as written"
+                )
+            if text is not None:
+                problems.append(FileProblem(path, text, line_of(statement.start)))
         for refusal in outside_transaction(script.sql, first_line=script.first_line):
             problems.append(FileProblem(path, refusal.message, line_of(refusal.offset)))
     else:
@@ -64,6 +77,35 @@ def script_problems(script: Script) -> list[FileProblem]:
                 )
             )
     return problems
+
+
+_PLAIN = {
+    "BEGIN": ((), ("WORK",), ("TRANSACTION",)),
+    "START TRANSACTION": ((),),
+    "COMMIT": ((), ("WORK",), ("TRANSACTION",), ("AND", "NO", "CHAIN")),
+    "END": ((), ("WORK",), ("TRANSACTION",), ("AND", "NO", "CHAIN")),
+}
+_COMMENT = re.compile(r"--[^\n\r]*|/\*.*?\*/", re.S)
+
+
+def _not_plain(statement: Statement, keyword: str) -> str | None:
+    """Why a wrapper's BEGIN or COMMIT cannot simply give way to sqlmig's: transaction
+    modes that sqlmig's BEGIN would not set, a COMMIT that opens the next one."""
+    words = tuple(_COMMENT.sub(" ", statement.sql).upper().split())
+    rest = words[len(keyword.split()) :]
+    if rest in _PLAIN[keyword]:
+        return None
+    if keyword in ("BEGIN", "START TRANSACTION"):
+        modes = " ".join(word for word in rest if word not in ("WORK", "TRANSACTION"))
+        return (
+            f"{statement.sql} opens the script's own transaction with modes that sqlmig's "
+            "BEGIN, which takes its place, would not set; write BEGIN; and make "
+            f"SET TRANSACTION {modes}; the first statement inside it"
+        )
+    return (
+        f"{statement.sql} ends the script's own transaction and starts another; end the "
+        "script with COMMIT;"
+    )
 
 
 # The transaction control that opens a transaction, and what ends one.

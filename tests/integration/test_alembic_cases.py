@@ -24,6 +24,7 @@ from alembic_compat.adopt import adopt
 from alembic_compat.errors import AdoptError
 from alembic_compat.history import import_history
 from sqlmig.cli import app
+from sqlmig.dump import without_noise
 from sqlmig.errors import MigrationError
 from sqlmig.migrator import Migrator
 from sqlmig.outcome import Outcome
@@ -133,7 +134,7 @@ def schema_dump(url: str) -> list[str]:
     assert done.returncode == 0, done.stderr
     return [
         line
-        for line in done.stdout.splitlines()
+        for line in without_noise(done.stdout).splitlines()
         if line.strip()
         and not line.startswith(("--", "SET ", "SELECT pg_catalog.set_config", "\\restrict"))
         and not line.startswith("\\unrestrict")

@@ -409,6 +409,7 @@ def test_validate_with_a_url_checks_drift(url: str, examples: Path) -> None:
         "command": "validate",
         "migrations": 5,
         "checked_database": True,
+        "notes": [],
     }
     assert drifted.exit_code == 1
     assert drifted.stderr.startswith(

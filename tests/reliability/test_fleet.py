@@ -384,7 +384,8 @@ def test_the_server_never_sees_more_connections_than_the_budget(
         with psycopg.connect(libpq(database_url), autocommit=True) as watcher:
             while not done.is_set():
                 row = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sqlmig'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sqlmig' "
+                    "AND datname = current_database()"
                 ).fetchone()
                 seen.append(int(row[0]) if row else 0)
                 time.sleep(0.005)

@@ -154,6 +154,7 @@ DB_COMMANDS = [
     ["validate"],
     ["baseline", "0001"],
     ["repair", "0001", "--applied"],
+    ["adopt", "--from", "dbmate"],
 ]
 
 
@@ -660,14 +661,32 @@ def test_file_names_with_dashes_and_comment_markers_are_recorded_verbatim(
         assert conn.execute("SELECT count(*) FROM victim").fetchone() == (0,)
 
 
-@pytest.mark.parametrize("name", ["0001_it's.sql", "0001_a;b.sql", "0001_a b.sql", '0001_"q".sql'])
-def test_quotes_and_semicolons_cannot_be_in_a_migration_name(name: str, tmp_path: Path) -> None:
-    from sqlmig.errors import MigrationFileError
-    from sqlmig.source import load_migrations
+def test_quotes_semicolons_and_spaces_in_names_are_recorded_verbatim(
+    url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """dbmate and golang-migrate take any name after the version, so sqlmig does too: the
+    name is a label that only ever reaches the server as a bound parameter."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    names = [
+        "0001_it's.up.sql",
+        "0002_a';DROP TABLE victim;--.up.sql",
+        "0003 a b.sql",
+        '0004_"q".sql',
+    ]
+    for name in names:
+        body = "SELECT 1;\n" if name.endswith(".up.sql") else "-- migrate:up\nSELECT 1;\n"
+        (folder / name).write_text(body)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE victim (id int)")
 
-    (tmp_path / name).write_text("SELECT 1;\n")
-    with pytest.raises(MigrationFileError, match="does not match"):
-        load_migrations(tmp_path)
+    result = run_cli(caplog, "--database-url", url, "--dir", str(folder), "up")
+
+    assert result.exit_code == 0, result.stderr
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT filename FROM schema_migrations ORDER BY version").fetchall()
+        assert rows == [(name,) for name in names]
+        assert conn.execute("SELECT count(*) FROM victim").fetchone() == (0,)
 
 
 def test_every_statement_sqlmig_sends_carries_values_as_parameters(

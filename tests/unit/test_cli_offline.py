@@ -434,13 +434,14 @@ def test_validate_without_a_url_checks_the_files_only(tmp_path: Path) -> None:
         "command": "validate",
         "migrations": 5,
         "checked_database": False,
+        "notes": [],
     }
 
 
 def _bad_files(folder: Path) -> None:
     folder.mkdir()
     (folder / "0001_ok.up.sql").write_text("CREATE TABLE t (id int);\n")
-    (folder / "0002_empty.up.sql").write_text("-- nothing yet\n")
+    (folder / "0002_empty.up.sql").write_text("\n")
     (folder / "notes.sql").write_text("SELECT 1;\n")
     (folder / "0003_orphan.down.sql").write_text("DROP TABLE t;\n")
 
@@ -457,8 +458,9 @@ def test_validate_lists_every_problem_in_bad_files_and_exits_1(tmp_path: Path) -
         "error: 3 problems in the migration files; nothing was run. Fix the files and run again:"
     )
     assert lines[1] == (
-        "  migrations/0002_empty.up.sql: the up script is empty (only blank lines or comments); "
-        "write its SQL or delete the file"
+        "  migrations/0002_empty.up.sql: the up script is empty (0 bytes or only blank lines); "
+        "write its SQL, or a comment saying why it has none (it is then recorded without "
+        "running anything)"
     )
     assert lines[2].startswith(
         "  migrations/0003_orphan.down.sql: down script without its up script 0003_orphan.up.sql"
@@ -488,13 +490,15 @@ def test_validate_bad_files_in_json(tmp_path: Path) -> None:
 def test_validate_reports_transaction_control_with_its_line(tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     folder.mkdir()
-    (folder / "0001_a.up.sql").write_text("BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n")
+    (folder / "0001_a.up.sql").write_text("CREATE TABLE t (id int);\nCOMMIT;\nSELECT 1;\n")
+    (folder / "0002_b.up.sql").write_text("BEGIN;\nSELECT 1;\nCOMMIT;\nSELECT 2;\nCOMMIT;\n")
 
     result = invoke("validate")
 
     assert result.exit_code == 1
-    assert "  migrations/0001_a.up.sql:1: BEGIN inside a migration" in result.stderr
-    assert "  migrations/0001_a.up.sql:3: COMMIT inside a migration" in result.stderr
+    assert "  migrations/0001_a.up.sql:2: COMMIT inside a migration" in result.stderr
+    assert "  migrations/0002_b.up.sql:3: COMMIT inside the script's own BEGIN" in result.stderr
+    assert "0002_b.up.sql:1" not in result.stderr
 
 
 def test_an_error_shows_a_traceback_only_with_verbose(tmp_path: Path) -> None:
@@ -625,3 +629,29 @@ def test_new_with_a_file_as_directory_and_a_malformed_url_has_no_traceback(
 
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr
+
+
+def test_validate_verbose_says_what_it_made_of_wrapped_and_comment_only_scripts(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_a.up.sql").write_text("BEGIN;\nCREATE TABLE t (id int);\nCOMMIT;\n")
+    (folder / "0002_keep_numbering.up.sql").write_text("-- intentionally empty\n")
+
+    quiet = invoke("validate")
+    verbose = invoke("-v", "validate")
+    as_json = document(invoke("--format", "json", "validate").stdout)
+
+    assert quiet.stdout == "ok: 2 migrations are valid\n"
+    assert verbose.stdout.splitlines()[1:] == [
+        "notes:",
+        "  0001 0001_a.up.sql: up: its own BEGIN ... COMMIT (lines 1-3) is recognised: the "
+        "statements between run as sqlmig's one transaction, with the tracking row",
+        "  0002 0002_keep_numbering.up.sql: up: no SQL, only comments: runs nothing and is "
+        "recorded",
+    ]
+    assert [(n["version"], len(n["notes"])) for n in as_json["notes"]] == [
+        ("0001", 1),
+        ("0002", 1),
+    ]

@@ -26,10 +26,10 @@ from sqlmig.source import (
 )
 
 NAME_CHARS = string.ascii_lowercase + string.digits + "_-"
-BAD_NAME = (
-    "looks like a migration (ends in .sql) but its name does not match "
-    "<version>_<name>.up.sql, <version>_<name>.down.sql or <version>_<name>.sql "
-    "(version: digits; name: lowercase letters, digits, _ and -); rename it, "
+NO_VERSION = (
+    "looks like a migration (ends in .sql) but its name does not start with a version "
+    "(digits): migrations are named <version>_<name>.up.sql and .down.sql "
+    "(golang-migrate) or <version><name>.sql (dbmate, goose); rename it, "
     "or move it out of the migrations directory"
 )
 
@@ -96,6 +96,19 @@ def only_problem(directory: Path) -> FileProblem:
         ("20261124153000_add-index.sql", ParsedName("20261124153000", "add-index", "single")),
         ("000000000000042_x.up.sql", ParsedName("000000000000042", "x", "up")),
         ("7_up.sql", ParsedName("7", "up", "single")),
+        ("0001_.up.sql", ParsedName("0001", "", "up")),
+        ("0002_1.7.0_schema.up.sql", ParsedName("0002", "1.7.0_schema", "up")),
+        ("3_a.up.x.down.sql", ParsedName("3", "a.up.x", "down")),
+        ("4_a.up.SQL", ParsedName("4", "a", "up")),
+        ("1_Create.sql", ParsedName("1", "Create", "single")),
+        ("001-init.sql", ParsedName("001", "init", "single")),
+        (
+            "00000000000000-initial-schema.sql",
+            ParsedName("00000000000000", "initial-schema", "single"),
+        ),
+        ("20230524032337_add-cbsa.sql.sql", ParsedName("20230524032337", "add-cbsa.sql", "single")),
+        ("42.sql", ParsedName("42", "", "single")),
+        ("5abc.sql", ParsedName("5", "abc", "single")),
     ],
 )
 def test_good_names_parse_into_version_name_and_kind(filename: str, expected: ParsedName) -> None:
@@ -109,14 +122,44 @@ def test_files_that_are_not_sql_are_not_migrations(filename: str) -> None:
     assert parse_filename(filename) is None
 
 
-@pytest.mark.parametrize(
-    "filename",
-    ["1_Create.sql", "abc.up.sql", "001-init.sql", "0001_.up.sql", "12_x.UP.sql", "1_a.SQL"],
-)
-def test_sql_files_whose_name_does_not_parse_are_problems(filename: str) -> None:
+@pytest.mark.parametrize("filename", ["abc.up.sql", "V2__add_email.sql", "_1_a.sql", "+1_a.sql"])
+def test_a_sql_file_without_a_leading_version_is_a_problem(filename: str) -> None:
     with pytest.raises(MigrationFileError) as caught:
         parse_filename(filename)
-    assert caught.value.problems == [FileProblem(filename, BAD_NAME)]
+    assert caught.value.problems == [FileProblem(filename, NO_VERSION)]
+
+
+@pytest.mark.parametrize(
+    ("filename", "problem"),
+    [
+        (
+            "12_x.UP.sql",
+            "is ambiguous: it ends like a golang-migrate up script, but golang-migrate skips it "
+            "(its rule is <version>_<name>.up.sql, with _ after the version and .up in lower "
+            "case) while dbmate would run it as a single-file migration; rename it "
+            "12_x.up.sql or 12_x.sql",
+        ),
+        ("3-a.down.sql", "rename it 3_a.down.sql or 3_a.sql"),
+        ("3.up.sql", "rename it 3_<name>.up.sql or 3_<name>.sql"),
+        (
+            "1_a.up.b.sql",
+            "is ambiguous: golang-migrate reads it as the up script of version 1 (extension "
+            ".b.sql), dbmate and goose as a single-file migration; rename it 1_a.up.sql for "
+            "the first, or take .up out of its name for the second",
+        ),
+        (
+            "1_a.SQL",
+            "ends in .SQL, not .sql: dbmate and goose skip such a file, so sqlmig does not "
+            "guess; rename it 1_a.sql",
+        ),
+    ],
+)
+def test_a_name_the_tools_would_read_differently_is_a_problem(filename: str, problem: str) -> None:
+    with pytest.raises(MigrationFileError) as caught:
+        parse_filename(filename)
+    (found,) = caught.value.problems
+    assert found.path == filename
+    assert problem in found.problem
 
 
 def test_a_version_beyond_bigint_is_a_problem() -> None:
@@ -134,27 +177,6 @@ def test_any_valid_name_parses_back(version: str, name: str, suffix: str) -> Non
     parsed = parse_filename(f"{version}_{name}{suffix}")
     assert parsed is not None
     assert (parsed.version, parsed.name, parsed.number) == (version, name, int(version))
-
-
-@given(
-    version=st.from_regex(r"\A[0-9]{1,6}\Z"),
-    before=st.text(NAME_CHARS, max_size=5),
-    bad=st.characters().filter(lambda c: c not in NAME_CHARS),
-    after=st.text(max_size=5),
-    suffix=st.sampled_from([".up.sql", ".down.sql", ".sql"]),
-)
-def test_a_name_with_any_other_character_is_a_problem(
-    version: str, before: str, bad: str, after: str, suffix: str
-) -> None:
-    name = before + bad + after
-    try:
-        parsed = parse_filename(f"{version}_{name}{suffix}")
-    except MigrationFileError:
-        return
-    # only a dot can re-split the file name ("a.up" + ".sql"), and never into this name
-    assert parsed is not None
-    assert "." in name
-    assert parsed.name != name
 
 
 # --- loading and ordering ----------------------------------------------------
@@ -273,14 +295,55 @@ def test_goose_file_keeps_statement_annotations_as_comments(tmp_path: Path) -> N
     assert migration.down.first_line == 7
 
 
-def test_goose_annotations_are_case_insensitive_and_markers_may_be_indented(
-    tmp_path: Path,
-) -> None:
-    write(tmp_path, "1_a.sql", "  --  +goose up  \nSELECT 1;\n\t-- +GOOSE DOWN\nSELECT 2;\n")
+def test_goose_annotations_are_case_insensitive_at_the_start_of_a_line(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "--  +goose up  \nSELECT 1;\n--+goose DOWN\nSELECT 2;\n")
     migration = load_one(tmp_path)
     assert migration.up.sql == "SELECT 1;\n"
     assert migration.down is not None
     assert migration.down.sql == "SELECT 2;\n"
+
+
+def test_an_indented_marker_inside_a_statement_is_text(tmp_path: Path) -> None:
+    body = "CREATE FUNCTION f() RETURNS text AS $$\n  -- migrate:down\n  SELECT 'x';\n$$"
+    body += " LANGUAGE sql;\n"
+    write(tmp_path, "1_a.sql", "-- migrate:up\n" + body + "-- migrate:down\nDROP FUNCTION f();\n")
+    migration = load_one(tmp_path)
+    assert migration.up.sql == body
+    assert migration.down is not None
+    assert migration.down.sql == "DROP FUNCTION f();\n"
+
+
+@pytest.mark.parametrize(
+    "marker", ["  -- migrate:down", "-- Migrate:Down", "\t-- +goose Down", "-- +GOOSE Down"]
+)
+def test_a_marker_that_the_tools_would_not_read_between_statements_is_a_problem(
+    tmp_path: Path, marker: str
+) -> None:
+    up = "-- migrate:up" if "migrate" in marker.lower() else "-- +goose Up"
+    write(tmp_path, "1_a.sql", f"{up}\nCREATE TABLE a (id int);\n{marker}\nDROP TABLE a;\n")
+    problem = only_problem(tmp_path)
+    assert problem.line == 3
+    assert problem.problem.startswith("looks like a section marker but dbmate and goose do not")
+    assert "the SQL after it stays in the up section" in problem.problem
+
+
+def test_an_unknown_goose_annotation_is_a_problem(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "-- +goose Up\nSELECT 1;\n-- +goose Dwon\nSELECT 2;\n")
+    problem = only_problem(tmp_path)
+    assert problem.line == 3
+    assert problem.problem.startswith("unknown goose annotation '-- +goose Dwon': goose refuses")
+
+
+def test_a_down_marker_in_an_up_script_is_a_problem(tmp_path: Path) -> None:
+    text = "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"
+    write(tmp_path, "1_a.up.sql", text)
+    assert only_problem(tmp_path) == FileProblem(
+        str(tmp_path / "1_a.up.sql"),
+        "has a down marker, but its name makes it golang-migrate's up script, which runs "
+        "whole: its down section would run too; rename it 1_a.sql to make it a single-file "
+        "migration",
+        3,
+    )
 
 
 def test_single_file_without_down_section_has_no_down(tmp_path: Path) -> None:
@@ -460,7 +523,7 @@ def test_both_forms_for_one_version(tmp_path: Path) -> None:
 
 def test_a_down_script_without_its_up_script(tmp_path: Path) -> None:
     write(tmp_path, "1_a.down.sql", "DROP TABLE a;\n")
-    write(tmp_path, "2_b.up.sql", "SELECT 1;\n")
+    write(tmp_path, "2_b.sql", "-- migrate:up\nSELECT 1;\n")
     write(tmp_path, "2_c.down.sql", "SELECT 1;\n")
     assert problems_of(tmp_path) == [
         FileProblem(
@@ -474,27 +537,97 @@ def test_a_down_script_without_its_up_script(tmp_path: Path) -> None:
     ]
 
 
+def test_a_down_script_belongs_to_the_up_script_of_its_version(tmp_path: Path) -> None:
+    write(tmp_path, "1_create.up.sql", "CREATE TABLE a (id int);\n")
+    write(tmp_path, "01_drop.down.sql", "DROP TABLE a;\n")
+    migration = load_one(tmp_path)
+    assert migration.down is not None
+    assert migration.down.path.name == "01_drop.down.sql"
+
+
+def test_two_down_scripts_for_one_version(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.up.sql", "SELECT 1;\n")
+    write(tmp_path, "1_a.down.sql", "SELECT 1;\n")
+    write(tmp_path, "1_b.down.sql", "SELECT 1;\n")
+    assert only_problem(tmp_path) == FileProblem(
+        str(tmp_path / "1_a.down.sql"),
+        "version 1 has more than one down script (1_a.down.sql, 1_b.down.sql); keep one",
+    )
+
+
 def test_a_look_alike_file_in_the_directory(tmp_path: Path) -> None:
-    write(tmp_path, "001-init.sql", "SELECT 1;\n")
-    assert only_problem(tmp_path) == FileProblem(str(tmp_path / "001-init.sql"), BAD_NAME)
+    write(tmp_path, "init.sql", "SELECT 1;\n")
+    assert only_problem(tmp_path) == FileProblem(str(tmp_path / "init.sql"), NO_VERSION)
 
 
-@pytest.mark.parametrize("text", ["", "  \n\t\n", "-- nothing yet\n\n/* later */\n-- +goose Up\n"])
-def test_an_empty_up_script(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize("text", ["", "  \n\t\n", "\ufeff\r\n"])
+def test_a_blank_up_script_is_a_problem(tmp_path: Path, text: str) -> None:
     write(tmp_path, "1_a.up.sql", text)
     assert only_problem(tmp_path) == FileProblem(
         str(tmp_path / "1_a.up.sql"),
-        "the up script is empty (only blank lines or comments); write its SQL or delete the file",
+        "the up script is empty (0 bytes or only blank lines); write its SQL, or a comment "
+        "saying why it has none (it is then recorded without running anything)",
     )
 
 
-def test_an_empty_up_section(tmp_path: Path) -> None:
-    write(tmp_path, "1_a.sql", "-- migrate:up\n-- todo\n\n-- migrate:down\nDROP TABLE a;\n")
+@pytest.mark.parametrize("text", ["-- intentionally empty\n", "/* keeps the numbering */"])
+def test_a_comment_only_up_script_is_a_migration_that_runs_nothing(
+    tmp_path: Path, text: str
+) -> None:
+    write(tmp_path, "1_a.up.sql", text)
+    migration = load_one(tmp_path)
+    assert migration.up.empty
+    assert migration.notes == ("up: no SQL, only comments: runs nothing and is recorded",)
+
+
+def test_the_up_script_sqlmig_new_wrote_unedited_is_a_problem(tmp_path: Path) -> None:
+    write(tmp_path, "1_add_users.up.sql", "-- add_users: up\n\n")
+    assert only_problem(tmp_path).problem.startswith(
+        "the up script is still what `sqlmig new` wrote; write its SQL"
+    )
+
+
+def test_a_blank_up_section_is_a_problem(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "-- migrate:up\n\n\n-- migrate:down\nDROP TABLE a;\n")
     assert only_problem(tmp_path) == FileProblem(
         str(tmp_path / "1_a.sql"),
-        "the up section is empty (only blank lines or comments); write its SQL",
+        "the up section is empty (only blank lines); write its SQL, or a comment saying why "
+        "it has none (it is then recorded without running anything)",
         1,
     )
+
+
+def test_a_comment_only_up_section_runs_nothing(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.sql", "-- migrate:up\n-- nothing here\n-- migrate:down\n")
+    assert load_one(tmp_path).up.empty
+
+
+# --- a script's own transaction ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("begin", "end"),
+    [("BEGIN;", "COMMIT;"), ("begin transaction;", "end;"), ("START TRANSACTION;", "COMMIT WORK;")],
+)
+def test_a_script_wrapped_in_its_own_transaction_is_recognised(
+    tmp_path: Path, begin: str, end: str
+) -> None:
+    text = f"-- wrapped\n{begin}\nCREATE TABLE a (id int);\n{end}\n"
+    write(tmp_path, "1_a.up.sql", text)
+    migration = load_one(tmp_path)
+    wrapper = migration.up.wrapper
+    assert wrapper is not None
+    assert (wrapper.begin.sql, wrapper.end.sql) == (begin[:-1], end[:-1])
+    assert migration.checksum == checksum(text)
+    assert migration.notes == (
+        f"up: its own {begin[:-1]} ... {end[:-1]} (lines 2-4) is recognised: the statements "
+        "between run as sqlmig's one transaction, with the tracking row",
+    )
+
+
+def test_a_no_transaction_script_has_no_wrapper(tmp_path: Path) -> None:
+    write(tmp_path, "1_a.up.sql", "-- sqlmig:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;\n")
+    assert load_one(tmp_path).up.wrapper is None
 
 
 def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
@@ -645,13 +778,13 @@ def test_every_problem_in_the_directory_is_reported_at_once_sorted_by_file(
 ) -> None:
     write(tmp_path, "3_c.up.sql", "")
     write(tmp_path, "1_a.down.sql", "SELECT 1;\n")
-    write(tmp_path, "2_B.up.sql", "SELECT 1;\n")
+    write(tmp_path, "2_B.UP.sql", "SELECT 1;\n")
     write(tmp_path, "4_d.up.sql", b"\xff")
     write(tmp_path, "5_e.up.sql", "SELECT 1;\n")  # fine, but nothing is loaded
     with pytest.raises(MigrationFileError) as caught:
         load_migrations(tmp_path)
     files = [Path(p.path).name for p in caught.value.problems]
-    assert files == ["1_a.down.sql", "2_B.up.sql", "3_c.up.sql", "4_d.up.sql"]
+    assert files == ["1_a.down.sql", "2_B.UP.sql", "3_c.up.sql", "4_d.up.sql"]
     message = str(caught.value)
     assert message.startswith("4 problems in the migration files; nothing was run.")
     assert f"\n  {tmp_path / '4_d.up.sql'}:1: is not valid UTF-8" in message
@@ -665,6 +798,10 @@ FRAGMENTS = st.sampled_from(
         b"-- +goose Down",
         b"-- +goose NO TRANSACTION",
         b"-- sqlmig:no-transaction",
+        b"  -- migrate:down",
+        b"-- +goose Dwon",
+        b"BEGIN;",
+        b"COMMIT;",
         b"\n",
         b"\r\n",
         b"\r",

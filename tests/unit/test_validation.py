@@ -350,3 +350,83 @@ def test_transaction_control_is_refused_at_its_own_line(
     found = script_problems(Script(sql, Path("1_a.up.sql"), 10, True))
 
     assert [(p.line, p.problem) for p in found] == [(9 + line, control(keyword))]
+
+
+# --- a script's own BEGIN ... COMMIT -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("begin", "end"),
+    [
+        ("BEGIN", "COMMIT"),
+        ("begin work", "end transaction"),
+        ("START TRANSACTION", "END"),
+        ("Begin Transaction", "COMMIT AND NO CHAIN"),
+        ("/* all of it */ BEGIN", "COMMIT -- done"),
+    ],
+)
+def test_a_script_wrapped_in_one_transaction_is_valid(tmp_path: Path, begin: str, end: str) -> None:
+    sql = f"-- golang-migrate style\n{begin};\nCREATE TABLE a (id int);\n{end};\n"
+    assert problems(tmp_path, {"0001_a.up.sql": sql}) == []
+
+
+def test_a_commit_in_the_middle_of_a_wrapped_script_is_refused_at_its_line(
+    tmp_path: Path,
+) -> None:
+    sql = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE b (id int);\nCOMMIT;\n"
+
+    found = problems(tmp_path, {"0001_a.up.sql": sql})
+
+    path = str(tmp_path / "0001_a.up.sql")
+    middle = (
+        "inside the script's own BEGIN ... COMMIT (lines 1-6) would end that transaction "
+        "half-way: sqlmig runs a wrapped script as one transaction with its tracking row; "
+        "keep one BEGIN ... COMMIT around the whole script, or add "
+        "`-- sqlmig:no-transaction` to run its transactions as written"
+    )
+    assert found == [
+        FileProblem(path, f"COMMIT {middle}", 3),
+        FileProblem(path, f"BEGIN {middle}", 4),
+    ]
+
+
+def test_a_wrapper_with_transaction_modes_is_refused_with_the_way_to_keep_them(
+    tmp_path: Path,
+) -> None:
+    sql = "BEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nCOMMIT;\n"
+
+    found = problems(tmp_path, {"0001_a.up.sql": sql})
+
+    assert found == [
+        FileProblem(
+            str(tmp_path / "0001_a.up.sql"),
+            "BEGIN ISOLATION LEVEL SERIALIZABLE opens the script's own transaction with modes "
+            "that sqlmig's BEGIN, which takes its place, would not set; write BEGIN; and make "
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; the first statement inside it",
+            1,
+        )
+    ]
+
+
+def test_a_wrapper_that_chains_into_another_transaction_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"0001_a.up.sql": "BEGIN;\nSELECT 1;\nCOMMIT AND CHAIN;\n"})
+
+    assert [(p.line, p.problem.split(";")[0]) for p in found] == [
+        (3, "COMMIT AND CHAIN ends the script's own transaction and starts another")
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN;\nSELECT 1;\n",  # never committed
+        "SELECT 1;\nBEGIN;\nSELECT 2;\nCOMMIT;\n",  # not around the whole script
+        "BEGIN;\nSELECT 1;\nROLLBACK;\n",  # a rehearsal, not a migration
+    ],
+)
+def test_a_transaction_that_does_not_wrap_the_whole_script_is_still_refused(
+    tmp_path: Path, sql: str
+) -> None:
+    found = problems(tmp_path, {"0001_a.up.sql": sql})
+    assert found
+    assert all(p.problem.split(" inside")[1].startswith(" a migration that sqlmig") for p in found)

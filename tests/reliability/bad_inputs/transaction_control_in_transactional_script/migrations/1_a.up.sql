@@ -2,3 +2,4 @@ BEGIN;
 CREATE TABLE a (id int);
 INSERT INTO a VALUES (1);
 COMMIT;
+SELECT count(*) FROM a;

@@ -1,1 +1,2 @@
+-- migrate:up
 CREATE TABLE c (id int PRIMARY KEY);

@@ -1,0 +1,5 @@
+-- migrate:up
+
+
+-- migrate:down
+

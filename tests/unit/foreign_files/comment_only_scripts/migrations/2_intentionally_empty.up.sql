@@ -1,0 +1,1 @@
+-- intentionally empty: keeps the numbering of the release

@@ -1,0 +1,3 @@
+-- migrate:up
+/* nothing to do on this database */
+-- migrate:down

@@ -1,0 +1,4 @@
+-- +goose Up
+SELECT 2;
+-- +goose Down
+SELECT 1;

@@ -1,0 +1,4 @@
+-- migrate:up
+CREATE TABLE b (id int);
+-- Migrate:Down
+DROP TABLE b;

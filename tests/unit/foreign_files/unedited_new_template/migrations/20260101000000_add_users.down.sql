@@ -1,0 +1,2 @@
+-- add_users: undo what the up script did
+

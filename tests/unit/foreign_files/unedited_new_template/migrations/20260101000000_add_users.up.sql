@@ -1,0 +1,2 @@
+-- add_users: up
+

@@ -1,0 +1,5 @@
+-- wrapped by hand
+BEGIN;
+CREATE TABLE users (id int);
+CREATE INDEX users_id ON users (id);
+COMMIT;

@@ -1,0 +1,4 @@
+CREATE TABLE a (id int);
+BEGIN;
+INSERT INTO a VALUES (1);
+COMMIT;

@@ -1,0 +1,3 @@
+Begin Transaction;
+CREATE TABLE b (id int);
+End Transaction;
