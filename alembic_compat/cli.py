@@ -21,8 +21,14 @@ from sqlmig import clikit
 from sqlmig.clikit import Cli
 from sqlmig.cliparams import App
 
+DEFAULT_SECTION = "alembic"
+DEFAULT_VERSION_TABLE = "alembic_version"
+
 if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
     from alembic_compat.compare import Difference
+    from alembic_compat.envpy import Environment
     from alembic_compat.history import ImportResult
 
 app = App(
@@ -45,6 +51,8 @@ FLAGS = {
     "linearize": "--linearize",
     "strict": "--strict",
     "path": "--metadata",  # load_metadata's
+    "metadata": "--metadata",
+    "version_table": "--version-table",
 }
 """sqlmig's flags and these commands': the library options their errors name."""
 
@@ -55,10 +63,41 @@ def run(ctx: typer.Context, body: Callable[[Cli], int | None]) -> NoReturn:
 
 
 MetadataOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--metadata",
-        help="The models' MetaData as package.module:attribute (e.g. myapp.models:Base.metadata).",
+        help="The models' MetaData as package.module:attribute (e.g. myapp.models:Base."
+        "metadata; default: the target_metadata of the project's env.py).",
+        show_default=False,
+    ),
+]
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The Alembic project's alembic.ini (default: alembic.ini, unless "
+        "--script-location is given alone).",
+        show_default=False,
+    ),
+]
+ScriptLocationOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--script-location",
+        help="The directory that holds env.py and versions/, in place of the ini's "
+        "script_location; alone, no ini is read (a Flask-Migrate layout: migrations).",
+        show_default=False,
+    ),
+]
+NameOption = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        "-n",
+        help="The ini section of the history (Alembic's -n; default: alembic).",
         show_default=False,
     ),
 ]
@@ -74,29 +113,9 @@ def command() -> typer.Typer:
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="The Alembic project's alembic.ini (default: alembic.ini, unless "
-            "--script-location is given alone).",
-            show_default=False,
-        ),
-    ] = None,
-    script_location: Annotated[
-        Path | None,
-        typer.Option(
-            "--script-location",
-            help="The directory that holds env.py and versions/, in place of the ini's "
-            "script_location; alone, no ini is read (a Flask-Migrate layout: migrations).",
-            show_default=False,
-        ),
-    ] = None,
-    name: Annotated[
-        str,
-        typer.Option("--name", "-n", help="The ini section of the history (Alembic's -n)."),
-    ] = "alembic",
+    config: ConfigOption = None,
+    script_location: ScriptLocationOption = None,
+    name: NameOption = None,
     python: Annotated[
         Path | None,
         typer.Option(
@@ -139,12 +158,11 @@ def import_(
         from alembic_compat.history import import_history
 
         cli.command = "alembic import"
-        ini = config if config is not None or script_location is not None else Path("alembic.ini")
         result = import_history(
-            ini,
+            _ini(config, script_location),
             out or cli.settings().dir,
             script_location=script_location,
-            name=name,
+            name=name or DEFAULT_SECTION,
             python=python,
             skip_unrenderable=skip_unrenderable,
             linearize=linearize,
@@ -162,6 +180,9 @@ def import_(
 @app.command()
 def adopt(
     ctx: typer.Context,
+    config: ConfigOption = None,
+    script_location: ScriptLocationOption = None,
+    name: NameOption = None,
     drop_alembic_version: Annotated[
         bool,
         typer.Option(
@@ -169,13 +190,15 @@ def adopt(
         ),
     ] = False,
     version_table: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--version-table",
-            help="Alembic's table, [SCHEMA.]NAME, when env.py names another one (each "
-            "history of an ini with several sections has its own).",
+            help="Alembic's table, [SCHEMA.]NAME (default: the one the project's env.py "
+            "names when --config, --script-location or --name is given, else "
+            "alembic_version).",
+            show_default=False,
         ),
-    ] = "alembic_version",
+    ] = None,
 ) -> None:
     """Record the imported migrations up to the database's Alembic revision as applied.
 
@@ -187,13 +210,14 @@ def adopt(
 
         cli.command = "alembic adopt"
         s = cli.settings()
-        schema_name, _, table_name = version_table.rpartition(".")
+        table_name, schema_name = _version_table(version_table, config, script_location, name)
+        shown = f"{schema_name}.{table_name}" if schema_name else table_name
         result = adopt_database(
             cli.url(),
             s.dir,
             drop_alembic_version=drop_alembic_version,
             version_table=table_name,
-            version_table_schema=schema_name or None,
+            version_table_schema=schema_name,
             table=s.table,
             schema=s.schema,
             lock_timeout=s.lock_timeout,
@@ -216,9 +240,9 @@ def adopt(
                 f"migrations as applied, up to {last}, without running them"
             )
             cli.out(
-                f"dropped {version_table}"
+                f"dropped {shown}"
                 if result.dropped_alembic_version
-                else f"{version_table} was kept (drop it later with --drop-alembic-version)"
+                else f"{shown} was kept (drop it later with --drop-alembic-version)"
             )
         return 0
 
@@ -228,20 +252,30 @@ def adopt(
 @app.command()
 def draft(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="What the migration does, e.g. add_nicknames.")],
-    metadata: MetadataOption,
+    description: Annotated[
+        str, typer.Argument(help="What the migration does, e.g. add_nicknames.")
+    ],
+    metadata: MetadataOption = None,
+    config: ConfigOption = None,
+    script_location: ScriptLocationOption = None,
+    name: NameOption = None,
 ) -> None:
     """Write a migration pair drafted from the differences between models and database."""
 
     def body(cli: Cli) -> int:
         from alembic_compat.compare import draft as draft_migration
-        from alembic_compat.metadata import load_metadata
 
         cli.command = "alembic draft"
         s = cli.settings()
-        models = load_metadata(metadata, search_path=Path.cwd())
+        source = metadata or _environment(config, script_location, name).target_metadata()
         paths = draft_migration(
-            name, models, cli.url(), s.dir, table=s.table, schema=s.schema, source=metadata
+            description,
+            _models(source),
+            cli.url(),
+            s.dir,
+            table=s.table,
+            schema=s.schema,
+            source=source,
         )
         if cli.json:
             cli.emit({"ok": True, "command": cli.command, "files": [str(p) for p in paths]})
@@ -257,17 +291,22 @@ def draft(
 
 
 @app.command()
-def check(ctx: typer.Context, metadata: MetadataOption) -> None:
+def check(
+    ctx: typer.Context,
+    metadata: MetadataOption = None,
+    config: ConfigOption = None,
+    script_location: ScriptLocationOption = None,
+    name: NameOption = None,
+) -> None:
     """List every difference between the models and the database; exit 1 when any."""
 
     def body(cli: Cli) -> int:
         from alembic_compat.compare import check as compare_models
-        from alembic_compat.metadata import load_metadata
 
         cli.command = "alembic check"
         s = cli.settings()
-        models = load_metadata(metadata, search_path=Path.cwd())
-        differences = compare_models(models, cli.url(), table=s.table, schema=s.schema)
+        source = metadata or _environment(config, script_location, name).target_metadata()
+        differences = compare_models(_models(source), cli.url(), table=s.table, schema=s.schema)
         if cli.json:
             cli.emit(_check_json(cli.command, differences))
         elif differences:
@@ -280,6 +319,44 @@ def check(ctx: typer.Context, metadata: MetadataOption) -> None:
         return 1 if differences else 0
 
     run(ctx, body)
+
+
+def _ini(config: Path | None, script_location: Path | None) -> Path | None:
+    """The ini to read: the one given, none with --script-location alone, else
+    alembic.ini in the current directory, as Alembic's own commands do."""
+    return config if config is not None or script_location is not None else Path("alembic.ini")
+
+
+def _environment(
+    config: Path | None, script_location: Path | None, name: str | None
+) -> Environment:
+    from alembic_compat.envpy import read_environment
+
+    ini = _ini(config, script_location)
+    return read_environment(
+        None if ini is None else str(ini),
+        script_location=None if script_location is None else str(script_location),
+        section=name or DEFAULT_SECTION,
+    )
+
+
+def _version_table(
+    given: str | None, config: Path | None, script_location: Path | None, name: str | None
+) -> tuple[str, str | None]:
+    """``(name, schema)``: as given, else as the project's env.py names it when a
+    project is named, else Alembic's default."""
+    if given is not None:
+        schema, _, table = given.rpartition(".")
+        return table, schema or None
+    if config is None and script_location is None and name is None:
+        return DEFAULT_VERSION_TABLE, None
+    return _environment(config, script_location, name).version_table()
+
+
+def _models(source: str) -> MetaData:
+    from alembic_compat.metadata import load_metadata
+
+    return load_metadata(source, search_path=Path.cwd())
 
 
 # --- rendering ------------------------------------------------------------------------

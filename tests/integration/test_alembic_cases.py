@@ -456,10 +456,26 @@ def test_adopt_reads_the_version_table_of_a_section(database_url: str, tmp_path:
     base = ["--database-url", database_url, "--dir", str(tmp_path), "alembic", "adopt"]
 
     default = CliRunner().invoke(app, base)
-    audit = CliRunner().invoke(app, [*base, "--version-table", "public.alembic_version_audit"])
+    core = CliRunner().invoke(app, [*base, "--config", str(ini), "--name", "core"])
+    audit = CliRunner().invoke(app, [*base, "--config", str(ini), "-n", "audit"])
 
     assert default.exit_code == 1
     assert "the database has no alembic_version table" in default.stderr
+    # The section's env.py names its table through the ini's version_table option.
+    assert core.exit_code == 1
+    assert "the database has no alembic_version_core table" in core.stderr
     assert audit.exit_code == 0, audit.stderr
     assert "adopted Alembic revision 8c9d0e1f2a3b: recorded 1 migrations" in audit.stdout
-    assert "public.alembic_version_audit was kept" in audit.stdout
+    assert "alembic_version_audit was kept" in audit.stdout
+
+
+def test_adopt_takes_the_version_table_as_given(database_url: str, tmp_path: Path) -> None:
+    ini = CASES / "multi_section" / "alembic.ini"
+    import_history(ini, tmp_path, name="audit")
+    alembic(database_url, "upgrade", "8c9d0e1f2a3b", ini, section="audit")
+    base = ["--database-url", database_url, "--dir", str(tmp_path), "alembic", "adopt"]
+
+    given = CliRunner().invoke(app, [*base, "--version-table", "public.alembic_version_audit"])
+
+    assert given.exit_code == 0, given.stderr
+    assert "public.alembic_version_audit was kept" in given.stdout

@@ -527,3 +527,19 @@ def test_import_adopt_up_and_check_from_the_command_line(database_url: str, tmp_
     assert [s.exit_code for s in steps] == [0, 0, 0, 0], [s.stderr for s in steps]
     assert "recorded 3 migrations as applied, up to 0003" in steps[1].stdout
     assert "applied 2 migrations" in steps[2].stdout
+
+
+def test_check_and_draft_find_the_models_through_the_projects_env_py(
+    database_url: str, tmp_path: Path
+) -> None:
+    alembic(database_url, "upgrade", MIDDLE)
+    base = ["--database-url", database_url, "--dir", str(tmp_path)]
+
+    check = sqlmig(*base, "alembic", "check", "--config", str(INI))
+    draft = sqlmig(*base, "alembic", "draft", "rest", "-c", str(INI))
+
+    assert check.exit_code == 1, check.stderr
+    assert "differences between the models and the database" in check.stdout
+    assert draft.exit_code == 0, draft.stderr
+    up = next(tmp_path.glob("*_rest.up.sql")).read_text()
+    assert "drafted by `sqlmig alembic draft` from alembic_project.models:Base.metadata" in up
