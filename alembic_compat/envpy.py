@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alembic_compat.errors import AlembicConfigError
-from alembic_compat.project import ProjectError, _config
+from alembic_compat.project import ProjectError, project_config
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -111,7 +111,7 @@ def read_environment(
     from alembic.util import CommandError
 
     try:
-        config = _config(config_file, script_location, section)
+        config = project_config(config_file, script_location, section)
         path = Path(ScriptDirectory.from_config(config).env_py_location)
     except (ProjectError, CommandError) as exc:
         raise AlembicConfigError(str(exc), options=_PROJECT_OPTIONS) from None

@@ -57,7 +57,7 @@ def read_project(
     """The project's records: first ``{"kind": "project"}``, then one
     ``{"kind": "revision"}`` per revision in the order ``alembic upgrade heads``
     applies them on an empty database. Raises ProjectError."""
-    config = _config(config_file, script_location, section)
+    config = project_config(config_file, script_location, section)
     script, failed = _scripts(config)
     yield {
         "kind": "project",
@@ -70,7 +70,9 @@ def read_project(
         yield _revision_record(config, script, revision, failed.get(revision.path))
 
 
-def _config(config_file: str | None, script_location: str | None, section: str) -> Config:
+def project_config(config_file: str | None, script_location: str | None, section: str) -> Config:
+    """The history's configuration: the ini's ``section``, ``script_location`` in
+    place of the one it sets. Raises ProjectError saying which option to pass."""
     from alembic.config import Config
 
     if config_file is not None and not os.path.isfile(config_file):
