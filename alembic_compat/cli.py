@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from alembic_compat.errors import import_hint, require_alembic
+from alembic_compat.errors import AlembicConfigError, import_hint, require_alembic
 from sqlmig import clikit
 from sqlmig.clikit import Cli
 from sqlmig.cliparams import App
@@ -267,7 +267,7 @@ def draft(
 
         cli.command = "alembic draft"
         s = cli.settings()
-        source = metadata or _environment(config, script_location, name).target_metadata()
+        source = _metadata_source(metadata, config, script_location, name)
         paths = draft_migration(
             description,
             _models(source),
@@ -305,7 +305,7 @@ def check(
 
         cli.command = "alembic check"
         s = cli.settings()
-        source = metadata or _environment(config, script_location, name).target_metadata()
+        source = _metadata_source(metadata, config, script_location, name)
         differences = compare_models(_models(source), cli.url(), table=s.table, schema=s.schema)
         if cli.json:
             cli.emit(_check_json(cli.command, differences))
@@ -351,6 +351,22 @@ def _version_table(
     if config is None and script_location is None and name is None:
         return DEFAULT_VERSION_TABLE, None
     return _environment(config, script_location, name).version_table()
+
+
+def _metadata_source(
+    metadata: str | None, config: Path | None, script_location: Path | None, name: str | None
+) -> str:
+    """``--metadata``, else the ``target_metadata`` of the project's env.py."""
+    if metadata is not None:
+        return metadata
+    if config is None and script_location is None and not Path("alembic.ini").is_file():
+        raise AlembicConfigError(
+            "which models? pass metadata=package.module:attribute, or the Alembic project "
+            "whose env.py sets target_metadata as alembic_ini=PATH or script_location=DIR "
+            "(there is no alembic.ini here)",
+            options=("metadata", "alembic_ini", "script_location"),
+        )
+    return _environment(config, script_location, name).target_metadata()
 
 
 def _models(source: str) -> MetaData:

@@ -221,3 +221,21 @@ def test_an_unknown_metadata_path_exits_2(command: list[str]) -> None:
     assert "--metadata 'no_such_app.models:Base': module 'no_such_app.models' not found" in (
         result.stderr
     )
+
+
+@pytest.mark.parametrize("command", [["check"], ["draft", "add_things"]])
+def test_without_metadata_or_a_project_the_models_are_asked_for(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    result = CliRunner().invoke(
+        app, ["--database-url", "postgresql://u@localhost/db", "alembic", *command]
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: which models? pass --metadata package.module:attribute, or the Alembic "
+        "project whose env.py sets target_metadata as --config PATH or --script-location "
+        "DIR (there is no alembic.ini here)\n"
+    )
